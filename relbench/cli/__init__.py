@@ -1,0 +1,22 @@
+"""The `relbench` command line: thin wrappers that build a config, call the library, print."""
+
+from __future__ import annotations
+
+import typer
+
+from relbench.cli import data, eval as eval_cmd, score, suites
+
+app = typer.Typer(
+    name="relbench",
+    help="Spatial-relation benchmark for text-to-image diffusion transformers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data", help="Build training sets from the renderer.")
+app.add_typer(suites.app, name="suites", help="List, show and build prompt suites.")
+app.command("score")(score.score)
+app.command("eval")(eval_cmd.eval_)
+
+
+def main() -> None:
+    app()

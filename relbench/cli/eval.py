@@ -1,0 +1,57 @@
+"""`relbench eval`: generate a suite with a model, score it, write a resumable run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def eval_(
+    model: str = typer.Option("oracle", help="Model name: oracle, chance, a bundled model, folder:DIR, ..."),
+    suite: str = typer.Option("core", help="Suite name (see `relbench suites list`) or file:PROMPTS.jsonl"),
+    perturb: Optional[list[str]] = typer.Option(None, "--perturb", help="Perturbation to add (repeatable)"),
+    n_images: int = typer.Option(4, "--n-images", min=1, help="Images per prompt; seeds 0..n-1 unless --seeds"),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds, e.g. 0,1,2,3"),
+    out: Path = typer.Option(..., "--out", help="Run directory (resumed if it exists)"),
+    detector: str = typer.Option("default", help="Scorer config name or path"),
+    batch_size: int = typer.Option(16, min=1),
+    save_images: bool = typer.Option(False, "--save-images", help="Write each image under RUN_DIR/images"),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar"),
+    as_json: bool = typer.Option(False, "--json", help="Print summary.json on stdout"),
+) -> None:
+    """Evaluate MODEL on SUITE (and its perturbations); writes samples.jsonl and summary.json."""
+    from relbench.runner import EvalConfig, run_eval
+
+    seed_list = _parse_seeds(seeds) if seeds else list(range(n_images))
+    cfg = EvalConfig(
+        model=model,
+        suite=suite,
+        perturbations=list(perturb or []),
+        seeds=seed_list,
+        detector=detector,
+        batch_size=batch_size,
+        save_images=save_images,
+    )
+    try:
+        summary = run_eval(cfg, out, progress=not quiet)
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    m = summary["metrics"]
+    typer.echo(f"{model} on {summary['run']['suite']}: overall {m['overall']:.3f} "
+               f"({m['n_scored']} scored, {m['n_unscorable']} unscorable) → {out}")
+    for name, pm in m.get("per_perturbation", {}).items():
+        typer.echo(f"  {name}: overall {pm['overall']:.3f}")
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError as e:
+        raise typer.BadParameter(f"seeds must be comma-separated integers, got {text!r}") from e

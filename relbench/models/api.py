@@ -1,0 +1,37 @@
+"""The model contract: batched prompts with explicit seeds in, RGB images out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from relbench.scene import RelationSpec
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One image to make: the prompt text, its seed and (when known) its target spec.
+
+    Real models read only `prompt` and `seed`; the `oracle` and `chance` baselines read `spec`.
+    """
+
+    prompt: str
+    seed: int
+    spec: RelationSpec | None = None
+
+
+@runtime_checkable
+class T2IModel(Protocol):
+    """Anything that turns prompts into images. Images are (H, W, 3) uint8 RGB arrays."""
+
+    name: str
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[np.ndarray]:
+        """One image per request, in order; the same request must give the same image."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Everything needed to rebuild this model: name, arguments, checkpoint hash."""
+        ...

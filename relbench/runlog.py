@@ -1,0 +1,59 @@
+"""The run log: a versioned record of what produced a run's numbers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+import relbench
+
+RUN_SCHEMA_VERSION = "1"
+
+
+class RunInfo(BaseModel):
+    """Provenance of a run, written to `summary.json["run"]` (field order is the file's order)."""
+
+    schema_version: str = RUN_SCHEMA_VERSION
+    suite: str
+    suite_version: str
+    prompt_hash: str
+    perturbations: list[dict[str, str]] = Field(default_factory=list)
+    scorer: str
+    scorer_version: str
+    scorer_config_hash: str
+    model: dict[str, Any]
+    seeds: list[int]
+    sampling: dict[str, Any] = Field(default_factory=dict)
+    relbench_version: str = relbench.__version__
+    git_commit: str | None = None
+
+
+def git_commit() -> str | None:
+    """The commit of the relbench source tree, or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file, for checkpoint hashes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def json_hash(obj: Any) -> str:
+    """sha256 of an object's canonical JSON."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -1,0 +1,315 @@
+"""Scenes, object specs and the spatial-relation rule.
+
+Pure Python (no numpy, no torch): everything else in relbench builds on these types.
+
+Coordinates are fractions of the image size, with y pointing *down* (image convention),
+so a scene renders identically at any resolution and every threshold scales with it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+"""Shapes the renderer draws and the scorer classifies."""
+
+TRAIN_COLORS: tuple[str, ...] = ("red", "blue")
+"""The two colours of the paper's training set."""
+
+COLOR_RGB: dict[str, tuple[int, int, int]] = {
+    "red": (255, 0, 0),
+    "blue": (0, 0, 255),
+    "green": (0, 170, 0),
+    "yellow": (255, 220, 0),
+    "purple": (150, 0, 200),
+    "orange": (255, 140, 0),
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+}
+"""Canonical render colour of each named colour (the scorer's palette lives in detectors/)."""
+
+BACKGROUND_RGB: tuple[int, int, int] = (128, 128, 128)
+
+RELATIONS: tuple[str, ...] = (
+    "above",
+    "below",
+    "left",
+    "right",
+    "upper_left",
+    "upper_right",
+    "lower_left",
+    "lower_right",
+)
+"""The eight relations, named from the subject's point of view ("subject is above reference")."""
+
+CARDINAL_RELATIONS: tuple[str, ...] = RELATIONS[:4]
+DIAGONAL_RELATIONS: tuple[str, ...] = RELATIONS[4:]
+
+INVERSE: dict[str, str] = {
+    "above": "below",
+    "below": "above",
+    "left": "right",
+    "right": "left",
+    "upper_left": "lower_right",
+    "lower_right": "upper_left",
+    "upper_right": "lower_left",
+    "lower_left": "upper_right",
+}
+
+DIRECTION: dict[str, tuple[int, int]] = {
+    "above": (0, -1),
+    "below": (0, 1),
+    "left": (-1, 0),
+    "right": (1, 0),
+    "upper_left": (-1, -1),
+    "upper_right": (1, -1),
+    "lower_left": (-1, 1),
+    "lower_right": (1, 1),
+}
+"""Unit direction (x right, y down) of subject relative to reference; diagonals are sums."""
+
+STRICT_THRESHOLD: float = 5 / 128
+"""The paper's T = 5 px at 128 px, as a fraction of the image size (≈ 0.039)."""
+
+PAPER_SIZE: float = 32 / 128
+"""Shape extent in the paper's data: disk diameter, square side, triangle side (32 px at 128)."""
+
+PAPER_CENTER_RANGE: tuple[float, float] = (17 / 128, 111 / 128)
+"""Range of object centres in the paper's data (17..111 px at 128)."""
+
+
+def strict_relation(dx: float, dy: float, threshold: float = STRICT_THRESHOLD) -> str | None:
+    """The paper's geometry rule: the relation of a subject offset (dx, dy) from its reference.
+
+    dx = x_subject - x_reference, dy = y_subject - y_reference, as fractions of the image
+    size (y down). |dx| <= T gives above/below, else |dy| <= T gives left/right, else a
+    diagonal. Returns None when both offsets are within T: the centres coincide and no
+    relation is defined (the paper's rule says "below" there, a known artefact).
+    """
+    if abs(dx) <= threshold and abs(dy) <= threshold:
+        return None
+    if abs(dx) <= threshold:
+        return "above" if dy < 0 else "below"
+    if abs(dy) <= threshold:
+        return "left" if dx < 0 else "right"
+    if dx < 0:
+        return "upper_left" if dy < 0 else "lower_left"
+    return "upper_right" if dy < 0 else "lower_right"
+
+
+def loose_holds(relation: str, dx: float, dy: float, threshold: float = STRICT_THRESHOLD) -> bool:
+    """The loose rule: the subject lies on the right side of the reference on every axis the
+    relation names, by more than T; axes it does not name are free.
+
+    "above" holds loosely when dy < -T whatever dx is; "upper_left" when dx < -T and dy < -T.
+    Strict implies loose for every relation and offset (tested), so the two never disagree in
+    the surprising direction; loose additionally accepts e.g. a diagonal layout for "above".
+    """
+    ux, uy = DIRECTION[check_relation(relation)]
+    ok_x = ux == 0 or ux * dx > threshold
+    ok_y = uy == 0 or uy * dy > threshold
+    return ok_x and ok_y
+
+
+def check_relation(relation: str) -> str:
+    """Return `relation` if it is one of RELATIONS, else raise a ValueError with a suggestion."""
+    if relation not in DIRECTION:
+        raise ValueError(f"unknown relation {relation!r}{did_you_mean(relation, RELATIONS)}")
+    return relation
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean X?)' suffix for error messages, or a list of valid names."""
+    import difflib
+
+    choices = list(choices)
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f"; choose from {', '.join(choices)}"
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """What a prompt says about one object; None means the prompt leaves it unsaid."""
+
+    shape: str | None = None
+    color: str | None = None
+
+    def words(self) -> str:
+        return " ".join(w for w in (self.color, self.shape) if w)
+
+    def matches(self, shape: str | None, color: str | None) -> bool:
+        """Whether a detected (shape, color) satisfies this spec."""
+        return (self.shape is None or self.shape == shape) and (
+            self.color is None or self.color == color
+        )
+
+
+@dataclass(frozen=True)
+class RelationSpec:
+    """The target of a prompt: subject, relation to reference, reference."""
+
+    subject: ObjectSpec
+    relation: str
+    reference: ObjectSpec
+
+    def __post_init__(self) -> None:
+        check_relation(self.relation)
+
+    def inverse(self) -> RelationSpec:
+        """The same fact said from the reference's side ("B is below A")."""
+        return RelationSpec(self.reference, INVERSE[self.relation], self.subject)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": asdict(self.subject),
+            "relation": self.relation,
+            "reference": asdict(self.reference),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RelationSpec:
+        try:
+            return cls(
+                subject=ObjectSpec(**d["subject"]),
+                relation=d["relation"],
+                reference=ObjectSpec(**d["reference"]),
+            )
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"malformed spec {d!r}: {e}") from e
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One drawn object: centre (x, y) and extent `size`, all as fractions of the image size."""
+
+    shape: str
+    color: str
+    x: float
+    y: float
+    size: float = PAPER_SIZE
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Objects drawn in order (later ones on top) on a flat background."""
+
+    objects: tuple[SceneObject, ...]
+    background: tuple[int, int, int] = BACKGROUND_RGB
+
+    def offset(self, i: int = 0, j: int = 1) -> tuple[float, float]:
+        """(dx, dy) of object i relative to object j."""
+        a, b = self.objects[i], self.objects[j]
+        return a.x - b.x, a.y - b.y
+
+    def relation(self, i: int = 0, j: int = 1, threshold: float = STRICT_THRESHOLD) -> str | None:
+        """Strict relation of object i to object j."""
+        return strict_relation(*self.offset(i, j), threshold=threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"objects": [asdict(o) for o in self.objects], "background": list(self.background)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Scene:
+        return cls(
+            objects=tuple(SceneObject(**o) for o in d["objects"]),
+            background=tuple(d.get("background", BACKGROUND_RGB)),  # type: ignore[arg-type]
+        )
+
+
+def _min_gap_ok(a: SceneObject, b: SceneObject, allow_overlap: bool) -> bool:
+    if allow_overlap:
+        return True
+    # Shapes fit in a disk of radius size/√3 (triangle circumradius, the largest of the three).
+    r = max(a.size, b.size) / math.sqrt(3)
+    return math.hypot(a.x - b.x, a.y - b.y) > 2 * r
+
+
+def scene_for_spec(
+    spec: RelationSpec,
+    rng: random.Random,
+    *,
+    size: float = PAPER_SIZE,
+    allow_overlap: bool = False,
+    background: tuple[int, int, int] = BACKGROUND_RGB,
+    max_tries: int = 10_000,
+) -> Scene:
+    """A random scene that satisfies `spec` strictly (rejection sampling over the paper's
+    centre range). Unsaid shapes/colours are filled from the training vocabulary so that the
+    two objects stay distinguishable where the spec allows."""
+    subj_shape, ref_shape = _fill(spec.subject.shape, spec.reference.shape, SHAPES, rng)
+    subj_color, ref_color = _fill(spec.subject.color, spec.reference.color, TRAIN_COLORS, rng)
+    lo, hi = PAPER_CENTER_RANGE
+    for _ in range(max_tries):
+        a = SceneObject(subj_shape, subj_color, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
+        b = SceneObject(ref_shape, ref_color, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
+        if strict_relation(a.x - b.x, a.y - b.y) == spec.relation and _min_gap_ok(
+            a, b, allow_overlap
+        ):
+            return Scene((a, b), background)
+    raise RuntimeError(f"could not place {spec} in {max_tries} tries")
+
+
+def random_scene(
+    rng: random.Random,
+    *,
+    size: float = PAPER_SIZE,
+    allow_overlap: bool = True,
+    background: tuple[int, int, int] = BACKGROUND_RGB,
+    max_tries: int = 10_000,
+) -> Scene:
+    """A layout from the paper's training distribution: two different shapes, one red and one
+    blue, centres uniform in the paper's range. Layouts whose centres coincide (no relation
+    defined, ≈1 % of draws) are redrawn."""
+    s1, s2 = rng.sample(SHAPES, 2)
+    c1, c2 = rng.sample(TRAIN_COLORS, 2)
+    lo, hi = PAPER_CENTER_RANGE
+    for _ in range(max_tries):
+        a = SceneObject(s1, c1, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
+        b = SceneObject(s2, c2, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
+        if strict_relation(a.x - b.x, a.y - b.y) is not None and _min_gap_ok(a, b, allow_overlap):
+            return Scene((a, b), background)
+    raise RuntimeError(f"could not draw a scene in {max_tries} tries")
+
+
+def _fill(
+    a: str | None, b: str | None, vocab: tuple[str, ...], rng: random.Random
+) -> tuple[str, str]:
+    """Fill unsaid attributes, preferring values that keep the two objects different."""
+    if a is None and b is None:
+        a, b = rng.sample(vocab, 2)
+    elif a is None:
+        a = rng.choice([v for v in vocab if v != b] or list(vocab))
+    elif b is None:
+        b = rng.choice([v for v in vocab if v != a] or list(vocab))
+    return a, b  # type: ignore[return-value]
+
+
+__all__ = [
+    "BACKGROUND_RGB",
+    "CARDINAL_RELATIONS",
+    "COLOR_RGB",
+    "DIAGONAL_RELATIONS",
+    "DIRECTION",
+    "INVERSE",
+    "PAPER_CENTER_RANGE",
+    "PAPER_SIZE",
+    "RELATIONS",
+    "SHAPES",
+    "STRICT_THRESHOLD",
+    "TRAIN_COLORS",
+    "ObjectSpec",
+    "RelationSpec",
+    "Scene",
+    "SceneObject",
+    "check_relation",
+    "did_you_mean",
+    "loose_holds",
+    "random_scene",
+    "scene_for_spec",
+    "strict_relation",
+]
