@@ -224,8 +224,8 @@ class Scene:
 def _min_gap_ok(a: SceneObject, b: SceneObject, allow_overlap: bool) -> bool:
     if allow_overlap:
         return True
-    # Shapes fit in a disk of radius size/√3 (triangle circumradius, the largest of the three).
-    r = max(a.size, b.size) / math.sqrt(3)
+    # Every shape fits in a disk of radius size/√2 (the square's circumradius, the largest of the three).
+    r = max(a.size, b.size) / math.sqrt(2)
     return math.hypot(a.x - b.x, a.y - b.y) > 2 * r
 
 
@@ -241,8 +241,8 @@ def scene_for_spec(
     """A random scene that satisfies `spec` strictly (rejection sampling over the paper's
     centre range). Unsaid shapes/colours are filled from the training vocabulary so that the
     two objects stay distinguishable where the spec allows."""
-    subj_shape, ref_shape = _fill(spec.subject.shape, spec.reference.shape, SHAPES, rng)
-    subj_color, ref_color = _fill(spec.subject.color, spec.reference.color, TRAIN_COLORS, rng)
+    subj_shape, ref_shape = fill_unsaid(spec.subject.shape, spec.reference.shape, SHAPES, rng)
+    subj_color, ref_color = fill_unsaid(spec.subject.color, spec.reference.color, TRAIN_COLORS, rng)
     lo, hi = PAPER_CENTER_RANGE
     for _ in range(max_tries):
         a = SceneObject(subj_shape, subj_color, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
@@ -276,7 +276,7 @@ def random_scene(
     raise RuntimeError(f"could not draw a scene in {max_tries} tries")
 
 
-def _fill(
+def fill_unsaid(
     a: str | None, b: str | None, vocab: tuple[str, ...], rng: random.Random
 ) -> tuple[str, str]:
     """Fill unsaid attributes, preferring values that keep the two objects different."""
@@ -308,6 +308,7 @@ __all__ = [
     "SceneObject",
     "check_relation",
     "did_you_mean",
+    "fill_unsaid",
     "loose_holds",
     "random_scene",
     "scene_for_spec",

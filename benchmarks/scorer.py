@@ -1,0 +1,179 @@
+"""Accuracy and speed of the classical scorer on a labelled corruption suite.
+
+    python benchmarks/scorer.py [--n 400] [--quick] [--detector default] [--seed 0]
+
+For each condition, renders N two-object scenes and scores each image three times: against
+its true spec (positive, should be correct), the opposite relation (negative) and the spec
+with colours swapped between the two shapes (negative). Agreement = fraction of the 3N
+verdicts matching the ground truth; FP(swap) counts swapped-colour negatives scored correct.
+Scenes whose true offset lies within --margin-px (default 0.5 px) of the threshold T are
+redrawn: the pixels cannot decide them. Throughput: 128 px PNG decode + scoring in this
+process, vs decode alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from relbench.render import render
+from relbench.scene import (
+    PAPER_CENTER_RANGE, PAPER_SIZE, INVERSE, ObjectSpec, RelationSpec, Scene, SceneObject,
+    STRICT_THRESHOLD, random_scene, strict_relation,
+)
+from relbench.scoring import decode_image, detect, judge, load_detector, score_image
+
+TARGETS = {"clean": 0.995, "overlap": 0.90}
+DEFAULT_TARGET = 0.98
+
+
+def _overlap_scene(rng: random.Random) -> Scene:
+    """Two different shapes whose centres are 0.55-0.9 object sizes apart (they overlap)."""
+    s1, s2 = rng.sample(["circle", "square", "triangle"], 2)
+    c1, c2 = rng.sample(["red", "blue"], 2)
+    lo, hi = PAPER_CENTER_RANGE
+    while True:
+        x, y = rng.uniform(lo, hi), rng.uniform(lo, hi)
+        ang, dist = rng.uniform(0, 2 * math.pi), rng.uniform(0.55, 0.9) * PAPER_SIZE
+        x2, y2 = x + dist * math.cos(ang), y + dist * math.sin(ang)
+        if lo <= x2 <= hi and lo <= y2 <= hi and strict_relation(x - x2, y - y2) is not None:
+            return Scene((SceneObject(s1, c1, x, y), SceneObject(s2, c2, x2, y2)))
+
+
+def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
+    bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def resolvable(scene: Scene, margin_px: float, size: int = 128) -> bool:
+    """Whether the true offsets are at least `margin_px` from the relation threshold T: an
+    offset within half a pixel of T is not decided by the pixels, only by sub-pixel truth."""
+    dx, dy = scene.offset()
+    m = margin_px / size
+    return abs(abs(dx) - STRICT_THRESHOLD) >= m and abs(abs(dy) - STRICT_THRESHOLD) >= m
+
+
+def make_image(
+    cond: str, rng: random.Random, nrng: np.random.Generator, margin_px: float = 0.0
+) -> tuple[np.ndarray, Scene]:
+    """One labelled image for a condition."""
+    while True:
+        if cond == "overlap":
+            scene = _overlap_scene(rng)
+        elif cond == "white_bg":
+            scene = random_scene(rng, allow_overlap=False, background=(255, 255, 255))
+        else:
+            scene = random_scene(rng, allow_overlap=False)
+        if resolvable(scene, margin_px):
+            break
+    img = render(scene, 128, antialias=cond in ("antialias", "overlap"))
+    if cond == "blur":
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 1.5))
+    elif cond == "jpeg":
+        img = _jpeg(img, rng.randint(30, 60))
+    elif cond == "noise":
+        noisy = img.astype(np.float32) + nrng.normal(0, rng.uniform(5, 12), img.shape)
+        img = np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
+    elif cond.startswith("scale"):
+        s = int(cond[5:])
+        interp = cv2.INTER_AREA if s < 128 else cv2.INTER_LINEAR
+        img = cv2.resize(img, (s, s), interpolation=interp)
+    return img, scene
+
+
+def specs_for(scene: Scene) -> tuple[RelationSpec, RelationSpec, RelationSpec]:
+    """(positive, opposite relation, colours swapped)."""
+    a, b = scene.objects
+    rel = scene.relation()
+    pos = RelationSpec(ObjectSpec(a.shape, a.color), rel, ObjectSpec(b.shape, b.color))
+    opp = RelationSpec(pos.subject, INVERSE[rel], pos.reference)
+    swap = RelationSpec(ObjectSpec(a.shape, b.color), rel, ObjectSpec(b.shape, a.color))
+    return pos, opp, swap
+
+
+CONDITIONS = ["clean", "antialias", "blur", "jpeg", "noise", "scale96", "scale256", "scale512",
+              "white_bg", "overlap"]
+
+
+def accuracy(n: int, detector, seed: int, show_failures: int, margin_px: float) -> bool:
+    ok_all = True
+    print(f"{'condition':<10} {'n':>5} {'agree':>8} {'pos':>7} {'opp':>7} {'FP swap':>7}  target")
+    for ci, cond in enumerate(CONDITIONS):
+        rng, nrng = random.Random(seed * 1000 + ci), np.random.default_rng(seed * 1000 + ci)
+        agree = pos_ok = opp_ok = fp_swap = 0
+        shown = 0
+        for _ in range(n):
+            img, scene = make_image(cond, rng, nrng, margin_px)
+            dets = detect(img, detector)
+            pos, opp, swap = specs_for(scene)
+            rp, ro, rs = judge(dets, pos), judge(dets, opp), judge(dets, swap)
+            pos_ok += rp.correct
+            opp_ok += not ro.correct
+            fp_swap += rs.correct
+            agree += rp.correct + (not ro.correct) + (not rs.correct)
+            if not rp.correct and shown < show_failures:
+                shown += 1
+                truth = [(o.shape, o.color, round(o.x, 3), round(o.y, 3)) for o in scene.objects]
+                print(f"   [{cond}] {rp.reason}; truth {truth}", file=sys.stderr)
+        rate = agree / (3 * n)
+        target = TARGETS.get(cond, DEFAULT_TARGET)
+        met = rate >= target and fp_swap == 0
+        ok_all &= met
+        print(f"{cond:<10} {n:>5} {rate:>8.2%} {pos_ok / n:>7.2%} {opp_ok / n:>7.2%} {fp_swap:>7}"
+              f"  ≥{target:.1%} {'ok' if met else 'MISSED'}")
+    return ok_all
+
+
+def throughput(n: int, detector, seed: int) -> bool:
+    rng, nrng = random.Random(seed), np.random.default_rng(seed)
+    blobs, specs = [], []
+    for _ in range(n):
+        img, scene = make_image("clean", rng, nrng)
+        blobs.append(cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes())
+        specs.append(specs_for(scene)[0])
+    arrays = [np.frombuffer(b, np.uint8) for b in blobs]
+    for a in arrays[:50]:  # warm-up
+        cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
+    t0 = time.perf_counter()
+    for a in arrays:
+        cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
+    t_dec = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for b, s in zip(blobs, specs):
+        score_image(decode_image(b), s, detector)
+    t_all = time.perf_counter() - t0
+    rate, ratio = n / t_all, t_all / t_dec
+    print(f"\nthroughput (128 px PNG, 1 process): decode+score {rate:,.0f} img/s, "
+          f"decode alone {n / t_dec:,.0f} img/s, ratio {ratio:.2f}x "
+          f"(targets ≥3,000 img/s, ≤3x)")
+    return rate >= 3000 and ratio <= 3.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=400, help="images per condition")
+    p.add_argument("--quick", action="store_true", help="50 images per condition")
+    p.add_argument("--detector", default="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--margin-px", type=float, default=0.5,
+                   help="redraw scenes whose offset is this close to T (px at 128)")
+    p.add_argument("--show-failures", type=int, default=0, help="print reasons of failed positives")
+    args = p.parse_args(argv)
+    n = 50 if args.quick else args.n
+    detector = load_detector(args.detector)
+    print(f"detector {detector.name} v{detector.version} ({detector.config_hash[:12]})")
+    print(f"{n} images per condition; offsets within {args.margin_px} px of T redrawn")
+    acc_ok = accuracy(n, detector, args.seed, args.show_failures, args.margin_px)
+    speed_ok = throughput(max(n * 5, 500), detector, args.seed)
+    return 0 if acc_ok and speed_ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Image sources that bracket every model: the oracle (the scorer's ceiling) and chance (its floor).
+
+Both render with `relbench.render` and never import torch. The model wrappers `oracle` and
+`chance` in `relbench.models.baselines` call these functions.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+
+from relbench.render import render
+from relbench.scene import (
+    PAPER_CENTER_RANGE,
+    PAPER_SIZE,
+    SHAPES,
+    TRAIN_COLORS,
+    RelationSpec,
+    Scene,
+    SceneObject,
+    fill_unsaid,
+    scene_for_spec,
+    strict_relation,
+)
+
+_MAX_TRIES = 10_000
+
+
+def circumradius(obj: SceneObject) -> float:
+    """Radius of the smallest centred disk holding the shape (fraction of the image size)."""
+    if obj.shape == "square":
+        return obj.size / math.sqrt(2)
+    if obj.shape == "triangle":
+        return obj.size / math.sqrt(3)
+    return obj.size / 2
+
+
+def apart(a: SceneObject, b: SceneObject) -> bool:
+    """Whether two objects cannot touch: their centres are further apart than the sum of
+    their circumradii."""
+    return math.hypot(a.x - b.x, a.y - b.y) > circumradius(a) + circumradius(b)
+
+
+def oracle_scene(spec: RelationSpec, seed: int) -> Scene:
+    """A non-overlapping scene that satisfies `spec` strictly, drawn with `random.Random(seed)`."""
+    rng = random.Random(seed)
+    for _ in range(_MAX_TRIES):
+        scene = scene_for_spec(_check_spec(spec), rng, allow_overlap=False)
+        # scene_for_spec's gap assumes the triangle is the widest shape; the square is wider,
+        # so re-check with each shape's own circumradius.
+        if apart(*scene.objects):
+            return scene
+    raise RuntimeError(f"could not place {spec} without overlap in {_MAX_TRIES} tries")
+
+
+def chance_scene(spec: RelationSpec, seed: int, *, allow_overlap: bool = False) -> Scene:
+    """The prompt's two objects (unsaid shapes/colours filled as the oracle fills them) at
+    centres drawn uniformly from the paper's range, ignoring the relation.
+
+    Overlap is excluded by default so that the floor measures the relation alone, not the
+    detector's trouble with occlusion. Layouts with coinciding centres (no relation) are redrawn.
+    """
+    spec = _check_spec(spec)
+    rng = random.Random(seed)
+    s1, s2 = fill_unsaid(spec.subject.shape, spec.reference.shape, SHAPES, rng)
+    c1, c2 = fill_unsaid(spec.subject.color, spec.reference.color, TRAIN_COLORS, rng)
+    lo, hi = PAPER_CENTER_RANGE
+    for _ in range(_MAX_TRIES):
+        a = SceneObject(s1, c1, rng.uniform(lo, hi), rng.uniform(lo, hi), PAPER_SIZE)
+        b = SceneObject(s2, c2, rng.uniform(lo, hi), rng.uniform(lo, hi), PAPER_SIZE)
+        if strict_relation(a.x - b.x, a.y - b.y) is not None and (allow_overlap or apart(a, b)):
+            return Scene((a, b))
+    raise RuntimeError(f"could not draw a chance layout for {spec} in {_MAX_TRIES} tries")
+
+
+def oracle_image(spec: RelationSpec, seed: int, size: int = 128) -> np.ndarray:
+    """(size, size, 3) uint8 render of `oracle_scene(spec, seed)`: what a perfect model draws."""
+    return render(oracle_scene(spec, seed), size)
+
+
+def chance_image(spec: RelationSpec, seed: int, size: int = 128) -> np.ndarray:
+    """(size, size, 3) uint8 render of `chance_scene(spec, seed)`: right objects, random layout."""
+    return render(chance_scene(spec, seed), size)
+
+
+def _check_spec(spec: RelationSpec) -> RelationSpec:
+    if not isinstance(spec, RelationSpec):
+        raise ValueError(f"expected a relbench.scene.RelationSpec, got {type(spec).__name__}")
+    return spec
+
+
+__all__ = [
+    "apart",
+    "chance_image",
+    "chance_scene",
+    "circumradius",
+    "oracle_image",
+    "oracle_scene",
+]

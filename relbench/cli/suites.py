@@ -1,0 +1,93 @@
+"""`relbench suites list | show | build`: inspect and regenerate the prompt suites."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from relbench.suites import (
+    check_frozen,
+    get_perturbation,
+    get_suite,
+    list_perturbations,
+    list_suites,
+    perturb_suite,
+    write_frozen,
+)
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+
+@app.command("list")
+def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSON object")) -> None:
+    """Suites (name, version, size, prompt hash) and perturbations (name, version)."""
+    suites = [get_suite(n).describe() for n in list_suites()]
+    perts = [
+        {"name": p.name, "version": p.version, "description": p.description}
+        for p in map(get_perturbation, list_perturbations())
+    ]
+    if as_json:
+        typer.echo(json.dumps({"suites": suites, "perturbations": perts}, indent=2))
+        return
+    typer.echo("suites:")
+    for s in suites:
+        typer.echo(f"  {s['name']:<20} v{s['version']:<8} {s['size']:>4} prompts  {s['prompt_hash'][:16]}")
+    typer.echo("perturbations:")
+    for p in perts:
+        typer.echo(f"  {p['name']:<20} v{p['version']:<8} {p['description']}")
+
+
+@app.command("show")
+def show_cmd(
+    name: str = typer.Argument(..., help="Suite name (see `relbench suites list`)"),
+    perturb: Optional[list[str]] = typer.Option(None, "--perturb", help="Perturbation to apply (repeatable)"),
+    seed: int = typer.Option(0, help="Perturbation seed"),
+    limit: Optional[int] = typer.Option(None, help="Show at most N prompts"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines, one per prompt"),
+) -> None:
+    """The prompts of a suite (optionally perturbed)."""
+    try:
+        suite = get_suite(name)
+        for p in perturb or []:
+            suite = perturb_suite(suite, p, seed=seed)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    prompts = suite.prompts[:limit] if limit is not None else suite.prompts
+    if as_json:
+        for p in prompts:
+            typer.echo(json.dumps(p.to_row()))
+        return
+    typer.echo(f"{suite.name} v{suite.version}: {len(suite)} prompts, hash {suite.prompt_hash[:16]}")
+    for p in prompts:
+        typer.echo(f"  {p.id:<24} {p.relation:<12} {p.prompt}")
+
+
+@app.command("build")
+def build_cmd(
+    names: Optional[list[str]] = typer.Argument(None, help="Suites to build (default: all)"),
+    write: bool = typer.Option(False, "--write", help="Regenerate the frozen lists"),
+) -> None:
+    """Check the frozen prompt lists match their definitions (non-zero exit if not); --write
+    regenerates them (refused for a changed suite whose version was not bumped)."""
+    failed = False
+    for name in names or list_suites():
+        try:
+            if write:
+                changed = write_frozen(name)
+                typer.echo(f"{name}: {'written' if changed else 'unchanged'}")
+                continue
+            problems = check_frozen(name)
+        except (ValueError, FileNotFoundError) as e:
+            typer.echo(f"{name}: error: {e}", err=True)
+            failed = True
+            continue
+        if problems:
+            failed = True
+            typer.echo(f"{name}: out of date: " + "; ".join(problems))
+        else:
+            typer.echo(f"{name}: ok")
+    if failed:
+        raise typer.Exit(1)

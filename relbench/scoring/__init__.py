@@ -1,0 +1,28 @@
+"""Classical scorer: colour segmentation + shape fits + relation judge (numpy/OpenCV, no torch)."""
+
+from relbench.scoring.config import DetectorConfig, load_detector
+from relbench.scoring.detect import Detection, Detector, detect, label_pixels
+from relbench.scoring.files import ImageReadError, decode_image, read_image, score_file
+from relbench.scoring.judge import ScoreResult, judge, score_image
+from relbench.scoring.metrics import METRIC_FIELDS, summarize
+from relbench.scoring.folder import score_folder, score_row
+
+__all__ = [
+    "METRIC_FIELDS",
+    "Detection",
+    "Detector",
+    "DetectorConfig",
+    "ImageReadError",
+    "ScoreResult",
+    "decode_image",
+    "detect",
+    "judge",
+    "label_pixels",
+    "load_detector",
+    "read_image",
+    "score_file",
+    "score_folder",
+    "score_row",
+    "score_image",
+    "summarize",
+]

@@ -1,0 +1,185 @@
+"""Training, checkpoints, resume, sampling — on a tiny DiT and a synthetic stand-in data stream."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from relbench.dit import CheckpointError, TrainConfig, Trainer, load_encoder, load_pipeline
+from relbench.dit.autoencoder import AutoencoderConfig, train_autoencoder
+from relbench.dit.train import latest_checkpoint
+
+SIZE = 16
+
+
+def toy_source(step: int, rank: int, batch_size: int):
+    """Two flat squares per image, a pure function of (step, rank): stands in for the renderer."""
+    rng = np.random.default_rng([step, rank])
+    images = np.full((batch_size, SIZE, SIZE, 3), 128, np.uint8)
+    captions = []
+    for b in range(batch_size):
+        (x1, y1), (x2, y2) = rng.integers(0, SIZE - 4, size=(2, 2))
+        images[b, y1 : y1 + 4, x1 : x1 + 4] = (255, 0, 0)
+        images[b, y2 : y2 + 4, x2 : x2 + 4] = (0, 0, 255)
+        captions.append(f"red square is {'above' if y1 < y2 else 'below'} blue square")
+    return images, captions
+
+
+def tiny_config(**over) -> TrainConfig:
+    base = {
+        "model": {"preset": "nano", "head_dim": 8, "encoder": "rtep", "encoder_dim": 16,
+                  "max_length": 8, "image_size": SIZE, "patch_size": 2},
+        "steps": 6, "batch_size": 4, "lr": 1e-3, "warmup_steps": 2, "eval_every": 0,
+        "log_every": 1, "checkpoint_every": 3, "ema_decay": 0.9,
+    }
+    for k, v in over.items():
+        base[k] = v
+    return TrainConfig.model_validate(base)
+
+
+def _trainer(cfg, out):
+    return Trainer(cfg, out, source=toy_source, progress=False)
+
+
+def test_config_load_with_typed_overrides(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"steps": 5, "model": {"preset": "nano"}}))
+    cfg = TrainConfig.load(path, ["model.preset=micro", "objective=flow", "lr=0.002", "bf16=true"])
+    assert (cfg.steps, cfg.model.preset, cfg.objective, cfg.lr, cfg.bf16) == (5, "micro", "flow", 0.002, True)
+    with pytest.raises(ValueError, match="did you mean 'batch_size'"):
+        TrainConfig.load(path, ["batch_sise=3"])
+    with pytest.raises(ValueError, match="did you mean 'preset'"):
+        TrainConfig.load(path, ["model.prest=B"])
+    with pytest.raises(ValueError, match="objective"):
+        TrainConfig.load(path, ["objective=x0"])
+
+
+def test_bundled_configs_validate():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).parents[1] / "configs" / "train").glob("*.json"))
+    assert files
+    for f in files:
+        TrainConfig.load(f)
+
+
+@pytest.mark.parametrize("objective", ["eps", "v", "flow"])
+def test_training_lowers_loss_on_fixed_batch(tmp_path, objective):
+    t = _trainer(tiny_config(objective=objective, warmup_steps=1, lr=3e-3), tmp_path)
+    images, captions = toy_source(0, 0, 8)
+
+    def fixed_loss():
+        with torch.no_grad():
+            return float(t.loss_on(images, captions, torch.Generator().manual_seed(5)))
+
+    before = fixed_loss()
+    for _ in range(12):
+        loss = t.loss_on(images, captions, torch.Generator().manual_seed(5))
+        t.opt.zero_grad()
+        loss.backward()
+        t.opt.step()
+    assert fixed_loss() < 0.85 * before
+
+
+def test_save_load_round_trip_exact(tmp_path):
+    t = _trainer(tiny_config(), tmp_path)
+    t.run(stop_at=3)
+    path = latest_checkpoint(tmp_path)
+    assert path is not None and path.name == "step_0000003"
+    pipe = load_pipeline(path, use_ema=False)
+    for k, v in t.model.state_dict().items():
+        assert torch.equal(pipe.model.state_dict()[k], v), k
+    ema = load_pipeline(path).model.state_dict()
+    assert all(torch.equal(ema[k], v) for k, v in t.ema.shadow.items())
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    cfg = tiny_config()
+    full = _trainer(cfg, tmp_path / "full")
+    full.run()
+    killed = _trainer(cfg, tmp_path / "killed")
+    killed.run(stop_at=4)  # checkpoint at 3; step 4 is lost with the "kill"
+    resumed = _trainer(cfg, tmp_path / "killed")
+    assert resumed.step == 3
+    resumed.run()
+    assert resumed.step == full.step == 6
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[k], v), k
+    for k, v in full.opt.state_dict()["state"][0].items():
+        assert torch.equal(resumed.opt.state_dict()["state"][0][k], v)
+    rows = [json.loads(x) for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    full_rows = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in rows] == [r["loss"] for r in full_rows]
+
+
+def test_resume_with_other_config_is_refused(tmp_path):
+    _trainer(tiny_config(), tmp_path).run(stop_at=3)
+    other = tiny_config(model={**tiny_config().model.model_dump(), "preset": "micro"})
+    with pytest.raises(CheckpointError, match="preset"):
+        _trainer(other, tmp_path)
+
+
+def test_corrupt_checkpoint_clear_error(tmp_path):
+    _trainer(tiny_config(), tmp_path).run(stop_at=3)
+    path = latest_checkpoint(tmp_path)
+    weights = path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: checksum mismatch"):
+        load_pipeline(path, use_ema=False)
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"config\.json: corrupt JSON"):
+        load_pipeline(path)
+
+
+def test_checkpoint_not_matching_config_clear_error(tmp_path):
+    _trainer(tiny_config(), tmp_path).run(stop_at=3)
+    path = latest_checkpoint(tmp_path)
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["model"]["head_dim"] = 4  # the weights on disk are for head_dim 8
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"ema\.safetensors: does not match its config"):
+        load_pipeline(path)
+
+
+@pytest.mark.parametrize("objective", ["eps", "flow"])
+def test_sampling_is_deterministic_and_batch_independent(tmp_path, objective):
+    t = _trainer(tiny_config(objective=objective), tmp_path)
+    t.run(stop_at=3)
+    pipe = load_pipeline(latest_checkpoint(tmp_path))
+    prompts = ["red square is above blue square", "red square is below blue square", "blue square"]
+    a = pipe.generate(prompts, [0, 1, 2], steps=3, output_size=32)
+    b = pipe.generate(prompts, [0, 1, 2], steps=3, batch_size=2, output_size=32)
+    c = pipe.generate(prompts[:1], [7], steps=3, output_size=None)
+    assert all(x.shape == (32, 32, 3) and x.dtype == np.uint8 for x in a)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert c[0].shape == (SIZE, SIZE, 3) and not np.array_equal(a[0][::2, ::2], c[0])
+
+
+def test_latent_space_training_and_sampling(tmp_path):
+    cfg = tiny_config(model={**tiny_config().model.model_dump(), "space": "latent", "patch_size": 1,
+                             "latent_downsample": 2, "latent_channels": 2},
+                      autoencoder={"channels": 2, "downsample": 2, "width": 8}, autoencoder_steps=5,
+                      autoencoder_batch=4)
+    t = _trainer(cfg, tmp_path)
+    assert t.autoencoder is not None
+    t.run(stop_at=3)
+    pipe = load_pipeline(latest_checkpoint(tmp_path))
+    assert pipe.autoencoder is not None
+    img = pipe.generate(["red square"], [0], steps=2, output_size=None)[0]
+    assert img.shape == (SIZE, SIZE, 3)
+
+
+def test_autoencoder_learns_and_scales_latents():
+    cfg = AutoencoderConfig(channels=4, downsample=2, width=16)
+    ae, losses = train_autoencoder(cfg, lambda k: toy_source(k, 0, 8)[0], steps=60, lr=3e-3)
+    assert losses[-1] < 0.5 * losses[0]
+    from relbench.dit.autoencoder import to_tensor
+
+    z = ae.encode(to_tensor(toy_source(99, 0, 16)[0]))
+    assert z.shape == (16, 4, SIZE // 2, SIZE // 2)
+    assert 0.5 < float(z.std()) < 2.0
