@@ -221,12 +221,26 @@ class Scene:
         )
 
 
-def _min_gap_ok(a: SceneObject, b: SceneObject, allow_overlap: bool) -> bool:
-    if allow_overlap:
-        return True
-    # Every shape fits in a disk of radius size/√2 (the square's circumradius, the largest of the three).
-    r = max(a.size, b.size) / math.sqrt(2)
-    return math.hypot(a.x - b.x, a.y - b.y) > 2 * r
+def circumradius(obj: SceneObject) -> float:
+    """Radius of the smallest centred disk holding the shape (fraction of the image size)."""
+    if obj.shape == "square":
+        return obj.size / math.sqrt(2)
+    if obj.shape == "triangle":
+        return obj.size / math.sqrt(3)  # equilateral, centred on its centroid
+    return obj.size / 2
+
+
+def apart(a: SceneObject, b: SceneObject) -> bool:
+    """Whether two objects cannot overlap: centres further apart than their circumradii."""
+    return math.hypot(a.x - b.x, a.y - b.y) > circumradius(a) + circumradius(b)
+
+
+def _unambiguous(dx: float, dy: float, relation: str, margin: float) -> bool:
+    """The relation holds at thresholds T - margin and T + margin alike: no boundary is near."""
+    return (
+        strict_relation(dx, dy, STRICT_THRESHOLD - margin) == relation
+        and strict_relation(dx, dy, STRICT_THRESHOLD + margin) == relation
+    )
 
 
 def scene_for_spec(
@@ -236,19 +250,21 @@ def scene_for_spec(
     size: float = PAPER_SIZE,
     allow_overlap: bool = False,
     background: tuple[int, int, int] = BACKGROUND_RGB,
+    margin: float = 0.0,
     max_tries: int = 10_000,
 ) -> Scene:
     """A random scene that satisfies `spec` strictly (rejection sampling over the paper's
     centre range). Unsaid shapes/colours are filled from the training vocabulary so that the
-    two objects stay distinguishable where the spec allows."""
+    two objects stay distinguishable where the spec allows. With `margin` > 0 the offsets keep
+    at least that distance (fraction of the image size) from every decision boundary."""
     subj_shape, ref_shape = fill_unsaid(spec.subject.shape, spec.reference.shape, SHAPES, rng)
     subj_color, ref_color = fill_unsaid(spec.subject.color, spec.reference.color, TRAIN_COLORS, rng)
     lo, hi = PAPER_CENTER_RANGE
     for _ in range(max_tries):
         a = SceneObject(subj_shape, subj_color, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
         b = SceneObject(ref_shape, ref_color, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
-        if strict_relation(a.x - b.x, a.y - b.y) == spec.relation and _min_gap_ok(
-            a, b, allow_overlap
+        if _unambiguous(a.x - b.x, a.y - b.y, spec.relation, margin) and (
+            allow_overlap or apart(a, b)
         ):
             return Scene((a, b), background)
     raise RuntimeError(f"could not place {spec} in {max_tries} tries")
@@ -271,7 +287,7 @@ def random_scene(
     for _ in range(max_tries):
         a = SceneObject(s1, c1, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
         b = SceneObject(s2, c2, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
-        if strict_relation(a.x - b.x, a.y - b.y) is not None and _min_gap_ok(a, b, allow_overlap):
+        if strict_relation(a.x - b.x, a.y - b.y) is not None and (allow_overlap or apart(a, b)):
             return Scene((a, b), background)
     raise RuntimeError(f"could not draw a scene in {max_tries} tries")
 
@@ -306,7 +322,9 @@ __all__ = [
     "RelationSpec",
     "Scene",
     "SceneObject",
+    "apart",
     "check_relation",
+    "circumradius",
     "did_you_mean",
     "fill_unsaid",
     "loose_holds",

@@ -24,7 +24,7 @@ from relbench.data import (
     sample_caption_parts,
     save_dataset,
 )
-from relbench.baselines import apart
+from relbench.scene import apart
 from relbench.render import render
 from relbench.scene import SHAPES, TRAIN_COLORS, RelationSpec, Scene, SceneObject, random_scene
 from relbench.suites.phrases import ALL_PHRASES, PHRASES
