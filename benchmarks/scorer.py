@@ -8,7 +8,7 @@ with colours swapped between the two shapes (negative). Agreement = fraction of 
 verdicts matching the ground truth; FP(swap) counts swapped-colour negatives scored correct.
 Scenes whose true offset lies within --margin-px (default 0.5 px) of the threshold T are
 redrawn: the pixels cannot decide them. Throughput: 128 px PNG decode + scoring in this
-process, vs decode alone.
+process, vs decode alone (best of 5 interleaved rounds each).
 """
 
 from __future__ import annotations
@@ -141,14 +141,18 @@ def throughput(n: int, detector, seed: int) -> bool:
     arrays = [np.frombuffer(b, np.uint8) for b in blobs]
     for a in arrays[:50]:  # warm-up
         cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
-    t0 = time.perf_counter()
-    for a in arrays:
-        cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
-    t_dec = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for b, s in zip(blobs, specs):
-        score_image(decode_image(b), s, detector)
-    t_all = time.perf_counter() - t0
+    # Best of 5 interleaved rounds of each: the machine is shared, and the minimum is the
+    # least disturbed measurement of both; the ratio compares rounds taken side by side.
+    t_dec = t_all = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for a in arrays:
+            cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
+        t_dec = min(t_dec, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for b, s in zip(blobs, specs):
+            score_image(decode_image(b), s, detector)
+        t_all = min(t_all, time.perf_counter() - t0)
     rate, ratio = n / t_all, t_all / t_dec
     print(f"\nthroughput (128 px PNG, 1 process): decode+score {rate:,.0f} img/s, "
           f"decode alone {n / t_dec:,.0f} img/s, ratio {ratio:.2f}x "

@@ -84,7 +84,7 @@ class Detector:
     def lut_for(self, bg: np.ndarray) -> np.ndarray:
         """The 2^24-entry label table for a background colour (rounded to background_quant)."""
         q = self.config.background_quant
-        key = tuple(int(min(255, round(v / q) * q)) for v in bg)
+        key = tuple(np.minimum(255, np.rint(np.asarray(bg) / q) * q).astype(int).tolist())
         lut = self._luts.get(key)
         if lut is None:
             lut = self._build_lut(np.asarray(key, dtype=np.float32))
@@ -146,7 +146,8 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
 def estimate_background(image: np.ndarray) -> np.ndarray:
     """Median RGB of the border pixels (objects rarely cover most of the border)."""
     border = np.concatenate([image[0, ::2], image[-1, ::2], image[1:-1:2, 0], image[1:-1:2, -1]])
-    return np.sort(border, axis=0)[len(border) // 2].astype(np.float64)
+    mid = len(border) // 2
+    return np.partition(border, mid, axis=0)[mid].astype(np.float64)
 
 
 def label_pixels(image: np.ndarray, detector: Detector) -> np.ndarray:

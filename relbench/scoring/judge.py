@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,9 +114,8 @@ def _words(o: ObjectSpec) -> str:
 
 def _present(dets: list[Detection], wanted: list[str | None], attr) -> bool:
     """Every named value is detected at least as many times as the prompt names it."""
-    need = Counter(v for v in wanted if v is not None)
-    have = Counter(attr(d) for d in dets)
-    return all(have[v] >= n for v, n in need.items())
+    have = [attr(d) for d in dets]  # lists, not Counters: this runs per image on the hot path
+    return all(have.count(v) >= wanted.count(v) for v in wanted if v is not None)
 
 
 def _relation_fit(dets: list[Detection], pair: tuple[int, int], relation: str) -> tuple:
