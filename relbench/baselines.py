@@ -12,21 +12,14 @@ import numpy as np
 
 from relbench.render import render
 from relbench.scene import (
-    PAPER_CENTER_RANGE,
-    PAPER_SIZE,
     SHAPES,
     TRAIN_COLORS,
     RelationSpec,
     Scene,
-    SceneObject,
     fill_unsaid,
-    apart,
+    place_pair,
     scene_for_spec,
-    strict_relation,
 )
-
-_MAX_TRIES = 10_000
-
 
 ORACLE_MARGIN = 1 / 128
 """The oracle keeps its offsets 1 px (at 128 px) from every relation boundary: a layout right at
@@ -49,15 +42,9 @@ def chance_scene(spec: RelationSpec, seed: int, *, allow_overlap: bool = False) 
     """
     spec = _check_spec(spec)
     rng = random.Random(seed)
-    s1, s2 = fill_unsaid(spec.subject.shape, spec.reference.shape, SHAPES, rng)
-    c1, c2 = fill_unsaid(spec.subject.color, spec.reference.color, TRAIN_COLORS, rng)
-    lo, hi = PAPER_CENTER_RANGE
-    for _ in range(_MAX_TRIES):
-        a = SceneObject(s1, c1, rng.uniform(lo, hi), rng.uniform(lo, hi), PAPER_SIZE)
-        b = SceneObject(s2, c2, rng.uniform(lo, hi), rng.uniform(lo, hi), PAPER_SIZE)
-        if strict_relation(a.x - b.x, a.y - b.y) is not None and (allow_overlap or apart(a, b)):
-            return Scene((a, b))
-    raise RuntimeError(f"could not draw a chance layout for {spec} in {_MAX_TRIES} tries")
+    shapes = fill_unsaid(spec.subject.shape, spec.reference.shape, SHAPES, rng)
+    colors = fill_unsaid(spec.subject.color, spec.reference.color, TRAIN_COLORS, rng)
+    return place_pair(shapes, colors, rng, allow_overlap=allow_overlap)
 
 
 def oracle_image(spec: RelationSpec, seed: int, size: int = 128) -> np.ndarray:

@@ -243,6 +243,41 @@ def _unambiguous(dx: float, dy: float, relation: str, margin: float) -> bool:
     )
 
 
+def place_pair(
+    shapes: tuple[str, str],
+    colors: tuple[str, str],
+    rng: random.Random,
+    *,
+    relation: str | None = None,
+    margin: float = 0.0,
+    allow_overlap: bool = True,
+    size: float = PAPER_SIZE,
+    background: tuple[int, int, int] = BACKGROUND_RGB,
+    max_tries: int = 10_000,
+) -> Scene:
+    """Two objects (subject first) at centres uniform in the paper's range, by rejection.
+
+    With `relation`, only layouts in which the subject holds it strictly, at least `margin`
+    (fraction of the image size) from every decision boundary; without, any layout whose
+    relation is defined. `allow_overlap=False` keeps the shapes from touching.
+    """
+    lo, hi = PAPER_CENTER_RANGE
+    for _ in range(max_tries):
+        a = SceneObject(shapes[0], colors[0], rng.uniform(lo, hi), rng.uniform(lo, hi), size)
+        b = SceneObject(shapes[1], colors[1], rng.uniform(lo, hi), rng.uniform(lo, hi), size)
+        dx, dy = a.x - b.x, a.y - b.y
+        if relation is None:
+            ok = strict_relation(dx, dy) is not None
+        else:
+            ok = _unambiguous(dx, dy, relation, margin)
+        if ok and (allow_overlap or apart(a, b)):
+            return Scene((a, b), background)
+    raise RuntimeError(
+        f"could not place {colors[0]} {shapes[0]} {relation or 'anywhere'} of "
+        f"{colors[1]} {shapes[1]} in {max_tries} tries"
+    )
+
+
 def scene_for_spec(
     spec: RelationSpec,
     rng: random.Random,
@@ -253,21 +288,14 @@ def scene_for_spec(
     margin: float = 0.0,
     max_tries: int = 10_000,
 ) -> Scene:
-    """A random scene that satisfies `spec` strictly (rejection sampling over the paper's
-    centre range). Unsaid shapes/colours are filled from the training vocabulary so that the
-    two objects stay distinguishable where the spec allows. With `margin` > 0 the offsets keep
-    at least that distance (fraction of the image size) from every decision boundary."""
-    subj_shape, ref_shape = fill_unsaid(spec.subject.shape, spec.reference.shape, SHAPES, rng)
-    subj_color, ref_color = fill_unsaid(spec.subject.color, spec.reference.color, TRAIN_COLORS, rng)
-    lo, hi = PAPER_CENTER_RANGE
-    for _ in range(max_tries):
-        a = SceneObject(subj_shape, subj_color, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
-        b = SceneObject(ref_shape, ref_color, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
-        if _unambiguous(a.x - b.x, a.y - b.y, spec.relation, margin) and (
-            allow_overlap or apart(a, b)
-        ):
-            return Scene((a, b), background)
-    raise RuntimeError(f"could not place {spec} in {max_tries} tries")
+    """A random scene that satisfies `spec` strictly. Unsaid shapes/colours are filled from the
+    training vocabulary so that the two objects stay distinguishable where the spec allows.
+    With `margin` > 0 the offsets keep at least that distance from every decision boundary."""
+    shapes = fill_unsaid(spec.subject.shape, spec.reference.shape, SHAPES, rng)
+    colors = fill_unsaid(spec.subject.color, spec.reference.color, TRAIN_COLORS, rng)
+    return place_pair(shapes, colors, rng, relation=spec.relation, margin=margin,
+                      allow_overlap=allow_overlap, size=size, background=background,
+                      max_tries=max_tries)
 
 
 def random_scene(
@@ -283,13 +311,8 @@ def random_scene(
     defined, ≈1 % of draws) are redrawn."""
     s1, s2 = rng.sample(SHAPES, 2)
     c1, c2 = rng.sample(TRAIN_COLORS, 2)
-    lo, hi = PAPER_CENTER_RANGE
-    for _ in range(max_tries):
-        a = SceneObject(s1, c1, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
-        b = SceneObject(s2, c2, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
-        if strict_relation(a.x - b.x, a.y - b.y) is not None and (allow_overlap or apart(a, b)):
-            return Scene((a, b), background)
-    raise RuntimeError(f"could not draw a scene in {max_tries} tries")
+    return place_pair((s1, s2), (c1, c2), rng, allow_overlap=allow_overlap, size=size,
+                      background=background, max_tries=max_tries)
 
 
 def fill_unsaid(
@@ -328,6 +351,7 @@ __all__ = [
     "did_you_mean",
     "fill_unsaid",
     "loose_holds",
+    "place_pair",
     "random_scene",
     "scene_for_spec",
     "strict_relation",
