@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from relbench.cli import data, eval as eval_cmd, score, suites
+from relbench.cli import data, eval as eval_cmd, score, suites, train
 
 app = typer.Typer(
     name="relbench",
@@ -16,6 +16,7 @@ app.add_typer(data.app, name="data", help="Build training sets from the renderer
 app.add_typer(suites.app, name="suites", help="List, show and build prompt suites.")
 app.command("score")(score.score)
 app.command("eval")(eval_cmd.eval_)
+app.command("train")(train.train)
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ truncated, corrupt or mismatched file fails with an error naming the file and wh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,8 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
+
+from relbench.runlog import file_hash
 
 FORMAT = "relbench-dit-checkpoint"
 FORMAT_VERSION = 1
@@ -42,14 +43,6 @@ class Checkpoint:
     state: dict[str, Any] | None = None
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_checkpoint(path: Path, ckpt: Checkpoint) -> None:
     """Write `ckpt` to the directory `path` atomically (a temporary directory renamed into place)."""
     from safetensors.torch import save_file
@@ -63,10 +56,10 @@ def write_checkpoint(path: Path, ckpt: Checkpoint) -> None:
     for part, tensors in ckpt.weights.items():
         name = f"{part}.safetensors"
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / name))
-        files[name] = sha256_file(tmp / name)
+        files[name] = file_hash(tmp / name)
     if ckpt.state is not None:
         (tmp / STATE_FILE).write_text(json.dumps(ckpt.state, indent=1))
-        files[STATE_FILE] = sha256_file(tmp / STATE_FILE)
+        files[STATE_FILE] = file_hash(tmp / STATE_FILE)
     config = {"format": FORMAT, "version": FORMAT_VERSION, **ckpt.meta, "files": files}
     with open(tmp / CONFIG_FILE, "w") as f:
         json.dump(config, f, indent=2)
@@ -117,7 +110,7 @@ def read_checkpoint(path: Path, parts: Iterable[str] | None = None) -> Checkpoin
         file = path / name
         if not file.is_file():
             raise CheckpointError(f"{file}: missing (listed in {path / CONFIG_FILE})")
-        actual = sha256_file(file)
+        actual = file_hash(file)
         if actual != digest:
             raise CheckpointError(
                 f"{file}: checksum mismatch (file is truncated or corrupt: sha256 {actual[:12]}…, "
