@@ -44,10 +44,14 @@ def eval_(
         typer.echo(json.dumps(summary, indent=2))
         return
     m = summary["metrics"]
-    typer.echo(f"{model} on {summary['run']['suite']}: overall {m['overall']:.3f} "
+    typer.echo(f"{model} on {summary['run']['suite']}: overall {_fmt(m['overall'])} "
                f"({m['n_scored']} scored, {m['n_unscorable']} unscorable) → {out}")
     for name, pm in m.get("per_perturbation", {}).items():
-        typer.echo(f"  {name}: overall {pm['overall']:.3f}")
+        typer.echo(f"  {name}: overall {_fmt(pm['overall'])}")
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a (nothing scorable)" if x is None else f"{x:.3f}"
 
 
 def _parse_seeds(text: str) -> list[int]:
