@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -41,60 +40,6 @@ def report(log: Path) -> dict:
     return out
 
 
-def _fallback_source(image_size: int, seed: int):
-    """Used only while relbench.data is not available: the paper's caption rule, inline."""
-    from relbench.render import render
-    from relbench.scene import random_scene
-    from relbench.suites.phrases import PHRASES
-
-    import numpy as np
-
-    def caption(scene, rng):
-        a, b = scene.objects
-        phrase = rng.choice(PHRASES[scene.relation()])
-        w1 = f"{a.color} {a.shape}" if rng.random() < 0.5 else a.shape
-        w2 = f"{b.color} {b.shape}" if rng.random() < 0.5 else b.shape
-        return f"{w1} is {phrase} {w2}"
-
-    def source(step, rank, batch_size):
-        rng = random.Random(f"train:{seed}:{rank}:{step}")
-        scenes = [random_scene(rng) for _ in range(batch_size)]
-        return np.stack([render(s, image_size) for s in scenes]), [caption(s, rng) for s in scenes]
-
-    return source
-
-
-def _fallback_evaluator(cfg):
-    """Used only while relbench.suites.get_suite is not available: the 96-prompt core grid."""
-    import numpy as np
-
-    from relbench.scene import ObjectSpec, RelationSpec, SHAPES
-    from relbench.scoring import load_detector, score_image
-    from relbench.suites.phrases import PHRASES
-
-    specs = []
-    for c1, c2 in (("red", "blue"), ("blue", "red")):
-        for s1 in SHAPES:
-            for s2 in SHAPES:
-                if s1 != s2:
-                    for rel, phrases in PHRASES.items():
-                        specs.append((f"{c1} {s1} is {phrases[0]} {c2} {s2}",
-                                      RelationSpec(ObjectSpec(s1, c1), rel, ObjectSpec(s2, c2))))
-    idx = np.linspace(0, len(specs) - 1, cfg.eval_prompts).round().astype(int)
-    chosen = [specs[i] for i in idx]
-    det = load_detector("default")
-
-    def evaluate(pipe):
-        jobs = [(p, s, seed) for p, s in chosen for seed in cfg.eval_seeds]
-        imgs = pipe.generate([j[0] for j in jobs], [j[2] for j in jobs], steps=cfg.eval_steps,
-                             guidance=cfg.eval_guidance)
-        rows = [score_image(im, j[1], det) for im, j in zip(imgs, jobs)]
-        return {"n": len(rows), "strict_accuracy": float(np.mean([r.relation_strict for r in rows])),
-                "overall": float(np.mean([r.correct for r in rows]))}
-
-    return evaluate
-
-
 def run(config: Path | None, out: Path, overrides: list[str], minutes: float, threads: int) -> dict:
     import torch
 
@@ -102,19 +47,8 @@ def run(config: Path | None, out: Path, overrides: list[str], minutes: float, th
 
     torch.set_num_threads(threads)
     cfg = TrainConfig.load(config, overrides)
-    try:
-        import relbench.data  # noqa: F401
-
-        source = renderer_source(cfg.model.image_size, cfg.seed)
-    except ImportError:
-        source = _fallback_source(cfg.model.image_size, cfg.seed)
-    try:
-        from relbench.suites import get_suite  # noqa: F401
-
-        evaluator = None
-    except ImportError:
-        evaluator = _fallback_evaluator(cfg)
-    trainer = Trainer(cfg, out, source=source, evaluator=evaluator, progress=False)
+    source = renderer_source(cfg.model.image_size, cfg.seed)
+    trainer = Trainer(cfg, out, source=source, progress=False)
     deadline = time.monotonic() + 60 * minutes
     while trainer.step < cfg.steps and time.monotonic() < deadline:
         trainer.run(stop_at=trainer.step + cfg.log_every)
