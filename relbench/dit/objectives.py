@@ -18,16 +18,21 @@ NUM_TRAIN_TIMESTEPS = 1000
 BETA_START, BETA_END = 1e-4, 0.02
 
 
+def _diffusion_schedule(objective: str) -> dict[str, Any]:
+    """The noise schedule shared by training (DDPM) and sampling (DPM-Solver++)."""
+    return {
+        "num_train_timesteps": NUM_TRAIN_TIMESTEPS,
+        "beta_start": BETA_START,
+        "beta_end": BETA_END,
+        "beta_schedule": "linear",
+        "prediction_type": "epsilon" if objective == "eps" else "v_prediction",
+    }
+
+
 def _ddpm(objective: str) -> Any:
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(
-        num_train_timesteps=NUM_TRAIN_TIMESTEPS,
-        beta_start=BETA_START,
-        beta_end=BETA_END,
-        beta_schedule="linear",
-        prediction_type="epsilon" if objective == "eps" else "v_prediction",
-    )
+    return DDPMScheduler(**_diffusion_schedule(objective))
 
 
 class NoiseProcess:
@@ -66,11 +71,7 @@ def sampling_scheduler(objective: str) -> Any:
     from diffusers import DPMSolverMultistepScheduler
 
     return DPMSolverMultistepScheduler(
-        num_train_timesteps=NUM_TRAIN_TIMESTEPS,
-        beta_start=BETA_START,
-        beta_end=BETA_END,
-        beta_schedule="linear",
-        prediction_type="epsilon" if objective == "eps" else "v_prediction",
+        **_diffusion_schedule(objective),
         algorithm_type="dpmsolver++",
         solver_order=2,
     )
