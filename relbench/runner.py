@@ -115,13 +115,23 @@ def run_eval(cfg: EvalConfig, out_dir: Path, *, progress: bool = True, model: T2
 def build_summary(info: RunInfo, rows: list[dict]) -> dict:
     """`summary.json`: run provenance + metrics; `metrics.overall` is the headline accuracy."""
     from relbench.scoring import summarize
+    from relbench.stats import accuracy_ci, paired_drop, seed_consistency
 
     by_pert: dict[str, list[dict]] = {}
     for row in rows:
         by_pert.setdefault(row.get("perturbation") or "none", []).append(row)
     originals = by_pert.get("none", [])
     metrics = summarize(originals)
-    metrics["per_perturbation"] = {k: summarize(v) for k, v in sorted(by_pert.items()) if k != "none"}
+    metrics["overall_ci95"] = accuracy_ci(originals)["ci95"]
+    metrics["seed_consistency"] = seed_consistency(originals)
+    metrics["per_perturbation"] = {}
+    for name, pert_rows in sorted(by_pert.items()):
+        if name == "none":
+            continue
+        m = summarize(pert_rows)
+        m["overall_ci95"] = accuracy_ci(pert_rows)["ci95"]
+        m["paired_drop"] = paired_drop(originals, pert_rows)
+        metrics["per_perturbation"][name] = m
     return {"status": "complete", "run": info.model_dump(), "metrics": metrics}
 
 

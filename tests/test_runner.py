@@ -28,6 +28,8 @@ def test_oracle_scores_perfectly_and_chance_does_not(tmp_path):
     assert oracle["metrics"]["n_scored"] == 192
     assert oracle["metrics"]["overall"] == 1.0
     assert chance["metrics"]["overall"] < 0.3
+    lo, hi = chance["metrics"]["overall_ci95"]
+    assert lo <= chance["metrics"]["overall"] <= hi and hi - lo > 0.01
     run = oracle["run"]
     for key in ("suite_version", "prompt_hash", "scorer_version", "scorer_config_hash", "seeds", "relbench_version"):
         assert run[key] not in (None, "", [])
@@ -109,7 +111,10 @@ def test_eval_cli_writes_the_contract_files(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["metrics"]["overall"] == 1.0
-    assert summary["metrics"]["per_perturbation"]["typos"]["n_scored"] == 96
+    typos = summary["metrics"]["per_perturbation"]["typos"]
+    assert typos["n_scored"] == 96
+    assert typos["paired_drop"] == {"drop": 0.0, "ci95": [0.0, 0.0], "n_prompts": 96}
+    assert summary["metrics"]["seed_consistency"] == {"k1": 1.0}
     assert json.loads((out / SUMMARY).read_text())["metrics"]["overall"] == 1.0
     assert len(read_samples(out / SAMPLES)) == 192
 

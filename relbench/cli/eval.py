@@ -44,10 +44,17 @@ def eval_(
         typer.echo(json.dumps(summary, indent=2))
         return
     m = summary["metrics"]
-    typer.echo(f"{model} on {summary['run']['suite']}: overall {_fmt(m['overall'])} "
-               f"({m['n_scored']} scored, {m['n_unscorable']} unscorable) → {out}")
+    typer.echo(f"{model} on {summary['run']['suite']}: overall {_fmt(m['overall'])}"
+               f"{_ci(m.get('overall_ci95'))} ({m['n_scored']} scored, {m['n_unscorable']} "
+               f"unscorable) → {out}")
     for name, pm in m.get("per_perturbation", {}).items():
-        typer.echo(f"  {name}: overall {_fmt(pm['overall'])}")
+        drop = pm.get("paired_drop", {}).get("drop")
+        typer.echo(f"  {name}: overall {_fmt(pm['overall'])}{_ci(pm.get('overall_ci95'))}"
+                   + ("" if drop is None else f", paired drop {drop:+.3f}"))
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f" [95% CI {ci[0]:.3f}–{ci[1]:.3f}]"
 
 
 def _fmt(x: float | None) -> str:
