@@ -4,13 +4,17 @@
     python benchmarks/generate.py --checkpoint OUT/checkpoints/step_0001000 --threads 2
 
 Speed does not depend on the weights, so without a checkpoint a freshly initialised model of the
-chosen preset is timed (one warm-up batch first, excluded).
+chosen preset is timed (one warm-up batch first, excluded). Process CPU seconds and the load
+average are reported beside the wall time: on a shared machine the wall time includes waiting for
+the CPU. `--bf16` times the same sampler under CPU bf16 autocast (matmuls in bf16), for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 
@@ -26,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=14)
     p.add_argument("--guidance", type=float, default=4.5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bf16", action="store_true", help="run under torch.autocast('cpu', bfloat16)")
     a = p.parse_args(argv)
 
     import torch
@@ -42,12 +47,18 @@ def main(argv: list[str] | None = None) -> None:
         pipe = DiTPipeline(model, enc, a.objective)
     prompts = ["red circle is above blue square", "blue triangle is to the left of red circle"]
     batch = [prompts[i % 2] for i in range(a.images)]
-    pipe.generate(batch[: a.batch_size], list(range(a.batch_size)), steps=a.steps, guidance=a.guidance)
-    t0 = time.perf_counter()
-    pipe.generate(batch, list(range(a.images)), steps=a.steps, guidance=a.guidance, batch_size=a.batch_size)
-    dt = time.perf_counter() - t0
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if a.bf16 else contextlib.nullcontext()
+    with autocast:
+        pipe.generate(batch[: a.batch_size], list(range(a.batch_size)), steps=a.steps, guidance=a.guidance,
+                      batch_size=a.batch_size)
+        t0, c0 = time.perf_counter(), time.process_time()
+        pipe.generate(batch, list(range(a.images)), steps=a.steps, guidance=a.guidance,
+                      batch_size=a.batch_size)
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     json.dump({"images": a.images, "seconds": round(dt, 3), "images_per_s": round(a.images / dt, 2),
-               "steps": a.steps, "guidance": a.guidance, "threads": a.threads, **pipe.describe()["model"]},
+               "cpu_seconds": round(cpu, 3), "load_avg_1min": round(os.getloadavg()[0], 2),
+               "batch_size": a.batch_size, "steps": a.steps, "guidance": a.guidance,
+               "threads": a.threads, "bf16": a.bf16, **pipe.describe()["model"]},
               sys.stdout)
     print()
 

@@ -10,7 +10,10 @@ import typer
 
 
 def eval_(
-    model: str = typer.Option("oracle", help="Model name: oracle, chance, a bundled model, folder:DIR, ..."),
+    model: str = typer.Option(
+        "oracle",
+        help="Model: oracle, chance, a bundled model (rtep-micro, ...), dit:CKPT_DIR, diffusers:PATH, folder:DIR",
+    ),
     suite: str = typer.Option("core", help="Suite name (see `relbench suites list`) or file:PROMPTS.jsonl"),
     perturb: Optional[list[str]] = typer.Option(None, "--perturb", help="Perturbation to add (repeatable)"),
     n_images: int = typer.Option(4, "--n-images", min=1, help="Images per prompt; seeds 0..n-1 unless --seeds"),
@@ -18,6 +21,12 @@ def eval_(
     out: Path = typer.Option(..., "--out", help="Run directory (resumed if it exists)"),
     detector: str = typer.Option("default", help="Scorer config name or path"),
     batch_size: int = typer.Option(16, min=1),
+    steps: Optional[int] = typer.Option(
+        None, min=1, help="Sampler steps, for models that sample (bundled, dit:, diffusers:); default 14"
+    ),
+    guidance: Optional[float] = typer.Option(
+        None, help="Classifier-free guidance scale, for models that sample; default 4.5"
+    ),
     save_images: bool = typer.Option(False, "--save-images", help="Write each image under RUN_DIR/images"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar"),
     as_json: bool = typer.Option(False, "--json", help="Print summary.json on stdout"),
@@ -34,12 +43,20 @@ def eval_(
         detector=detector,
         batch_size=batch_size,
         save_images=save_images,
+        model_args={k: v for k, v in (("steps", steps), ("guidance", guidance)) if v is not None},
     )
     try:
         summary = run_eval(cfg, out, progress=not quiet)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
+    from relbench.distributed import process_info
+
+    if not process_info().is_main:
+        return  # under torchrun every process gets the summary; rank 0 prints it
+    if summary.get("status") == "partial":
+        typer.echo(f"note: this process's shard is done but others are not; their rows merge when "
+                   f"the last finishes, or on the next `relbench eval --out {out}`", err=True)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

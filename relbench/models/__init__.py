@@ -1,6 +1,6 @@
 """Models behind one protocol: baselines (`oracle`, `chance`) and adapters."""
 
-from relbench.models.api import GenerationRequest, T2IModel
+from relbench.models.api import GenerationRequest, NoImage, T2IModel
 from relbench.models.registry import list_models, load_model, register_model
 
-__all__ = ["GenerationRequest", "T2IModel", "list_models", "load_model", "register_model"]
+__all__ = ["GenerationRequest", "NoImage", "T2IModel", "list_models", "load_model", "register_model"]

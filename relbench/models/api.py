@@ -22,14 +22,23 @@ class GenerationRequest:
     spec: RelationSpec | None = None
 
 
+@dataclass(frozen=True)
+class NoImage:
+    """Returned in place of an image a model cannot provide; `reason` becomes the row's `error`
+    (e.g. an image folder without an image for this prompt and seed, or a corrupt file)."""
+
+    reason: str
+
+
 @runtime_checkable
 class T2IModel(Protocol):
     """Anything that turns prompts into images. Images are (H, W, 3) uint8 RGB arrays."""
 
     name: str
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[np.ndarray]:
-        """One image per request, in order; the same request must give the same image."""
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[np.ndarray | NoImage]:
+        """One image (or a `NoImage` saying why not) per request, in order; the same request must
+        give the same image."""
         ...
 
     def describe(self) -> dict[str, Any]:

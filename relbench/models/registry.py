@@ -23,22 +23,50 @@ def register_model(name: str, *, prefix: bool = False) -> Callable[[Factory], Fa
 
 
 def list_models() -> list[str]:
-    _load_builtins()
-    return sorted(_FACTORIES) + [f"{p}:<arg>" for p in sorted(_PREFIXES)]
+    return sorted(_named()) + [f"{p}:<arg>" for p in sorted(_PREFIXES)]
 
 
 def load_model(name: str, **kwargs: Any) -> T2IModel:
-    """Build the model called `name`; an unknown name gets a "did you mean"."""
-    _load_builtins()
+    """Build the model called `name`; an unknown name gets a "did you mean", an argument the
+    model does not take (e.g. `steps` for `oracle`) an error naming the ones it does."""
+    named = _named()
     if ":" in name:
         prefix, arg = name.split(":", 1)
         if prefix in _PREFIXES:
-            return _PREFIXES[prefix](arg, **kwargs)
-    if name in _FACTORIES:
-        return _FACTORIES[name](**kwargs)
-    raise ValueError(f"unknown model {name!r}{did_you_mean(name, list_models())}")
+            factory = _PREFIXES[prefix]
+            _check_args(name, factory, kwargs, positional=1)
+            return factory(arg, **kwargs)
+    if name in named:
+        _check_args(name, named[name], kwargs)
+        return named[name](**kwargs)
+    hint = "" if set(named) - set(_FACTORIES) else " (no bundled DiTs are installed in relbench/bundled/)"
+    raise ValueError(f"unknown model {name!r}{did_you_mean(name, list_models())}{hint}")
+
+
+def _check_args(name: str, factory: Factory, kwargs: dict[str, Any], positional: int = 0) -> None:
+    import inspect
+
+    sig = inspect.signature(factory)
+    try:
+        sig.bind(*([None] * positional), **kwargs)
+    except TypeError:
+        params = [p for p in list(sig.parameters)[positional:]]
+        bad = sorted(k for k in kwargs if k not in sig.parameters)
+        raise ValueError(
+            f"model {name!r} does not take {', '.join(map(repr, bad)) or 'these arguments'} "
+            f"(it takes: {', '.join(params) or 'no arguments'})"
+        ) from None
+
+
+def _named() -> dict[str, Factory]:
+    """Registered plain names plus one per bundled DiT directory present now."""
+    _load_builtins()
+    from relbench.models.dit_adapter import bundled_factories
+
+    return {**_FACTORIES, **bundled_factories()}
 
 
 def _load_builtins() -> None:
-    # Importing registers them; kept lazy so `relbench.models` stays cheap to import.
-    from relbench.models import baselines  # noqa: F401
+    # Importing registers them; kept lazy so `relbench.models` stays cheap to import (the
+    # adapters import torch / diffusers only when one of their models is built).
+    from relbench.models import baselines, diffusers_adapter, dit_adapter, folder  # noqa: F401
