@@ -30,4 +30,7 @@ def train(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     last = run_training(cfg, out, progress=not quiet)
-    typer.echo(json.dumps(last))
+    from relbench.distributed import process_info
+
+    if process_info().is_main:  # under torchrun, rank 0 alone prints
+        typer.echo(json.dumps(last))

@@ -2,7 +2,9 @@
 
 The data stream, the noise, the timesteps and the caption dropout of step k on rank r are all
 drawn from generators seeded by (seed, r, k), so a run resumed from a checkpoint at step k
-continues exactly as the uninterrupted run would have. Checkpoints go to
+continues exactly as the uninterrupted run would have (given the same number of processes:
+under `torchrun` rank r draws its own batch and DDP averages gradients, see
+`TrainConfig.batch_size`; rank 0 alone writes checkpoints and the log). Checkpoints go to
 `OUT/checkpoints/step_NNNNNNN/` (atomic; the last `keep_checkpoints` kept), the log to
 `OUT/log.jsonl` (rows with `loss`, and evaluation rows with `strict_accuracy`).
 """
@@ -10,7 +12,6 @@ continues exactly as the uninterrupted run would have. Checkpoints go to
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from relbench import distributed
 from relbench.dit.autoencoder import AutoencoderConfig, TinyAutoencoder, to_tensor, train_autoencoder
 from relbench.dit.checkpoint import (
     Checkpoint,
@@ -51,8 +53,14 @@ class TrainConfig(BaseModel):
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     objective: Literal["eps", "v", "flow"] = "eps"
+    time_mean: float = 0.0
+    time_std: float = 0.0
+    """Training noise levels: uniform when time_std is 0, else logit-normal (SD3)."""
     steps: int = 10_000
     batch_size: int = 64
+    """Per process. Under `torchrun --nproc_per_node N` each rank draws its own batch
+    (`source(step, rank, batch_size)`) and DDP averages the gradients, so one step sees a global
+    batch of N × batch_size and `steps`, `lr` and `warmup_steps` count optimizer steps on it."""
     lr: float = 1e-4
     weight_decay: float = 0.0
     warmup_steps: int = 100
@@ -175,15 +183,17 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         self.config, self.out, self.progress = config, Path(out), progress
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        proc = distributed.process_info()
+        self.rank, self.world = proc.rank, proc.world_size
+        if self.world > 1:
+            distributed.init_process_group("gloo")  # before the autoencoder, which rank 0 sends
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.source = source or renderer_source(config.model.image_size, config.seed)
         self.evaluator = evaluator if evaluator is not None else _core_evaluator(config)
         torch.manual_seed(config.seed)
         self.model, self.encoder = build_parts(config.model, encoder)
-        self.noise = NoiseProcess(config.objective)
+        self.noise = NoiseProcess(config.objective, config.time_mean, config.time_std)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.ema = EMA(self.model, config.ema_decay)
         self.autoencoder: TinyAutoencoder | None = None
@@ -192,12 +202,9 @@ class Trainer:
         self._resume_or_start()
         self.ddp_model: torch.nn.Module = self.model
         if self.world > 1:
-            import torch.distributed as dist
             from torch.nn.parallel import DistributedDataParallel
 
-            if not dist.is_initialized():
-                dist.init_process_group("gloo")
-            self.ddp_model = DistributedDataParallel(self.model)
+            self.ddp_model = DistributedDataParallel(self.model)  # broadcasts rank 0's weights
 
     # ---- state -------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -213,13 +220,19 @@ class Trainer:
     def save(self) -> Path:
         """Write a checkpoint of the current step (rank 0 only) and prune old ones."""
         path = self.out / CHECKPOINTS / f"step_{self.step:07d}"
+        replicated = dict(self.model.state_dict())
+        if self.autoencoder is not None:
+            ae_state = self.autoencoder.state_dict()
+            replicated.update({f"autoencoder.{k}": v for k, v in ae_state.items()})
+        distributed.assert_in_sync(replicated, f"model and autoencoder weights at step {self.step}")
         if self.rank != 0:
             return path
         opt_tensors, opt_info = optimizer_to_tensors(self.opt)
         weights = {"model": self.model.state_dict(), "ema": self.ema.shadow, "optimizer": opt_tensors}
         if self.autoencoder is not None:
             weights["autoencoder"] = self.autoencoder.state_dict()
-        state = {"step": self.step, "wall_s": self.wall_s, "optimizer": opt_info}
+        state = {"step": self.step, "wall_s": self.wall_s, "world_size": self.world,
+                 "optimizer": opt_info}
         write_checkpoint(path, Checkpoint(self._meta(), weights, state))
         done = sorted(p for p in (self.out / CHECKPOINTS).iterdir() if p.name.startswith("step_"))
         for old in done[: max(0, len(done) - self.config.keep_checkpoints)]:
@@ -280,8 +293,17 @@ class Trainer:
 
     def _train_autoencoder(self) -> TinyAutoencoder:
         cfg = self.config
-        batch = lambda k: self.source(k, 10_000 + self.rank, cfg.autoencoder_batch)[0]  # noqa: E731
-        ae, losses = train_autoencoder(cfg.autoencoder, batch, steps=cfg.autoencoder_steps, seed=cfg.seed)
+        batch = lambda k: self.source(k, 10_000, cfg.autoencoder_batch)[0]  # noqa: E731
+        if self.rank == 0:
+            ae, losses = train_autoencoder(
+                cfg.autoencoder, batch, steps=cfg.autoencoder_steps, seed=cfg.seed
+            )
+        else:  # every rank must encode with the same autoencoder: rank 0's, sent below
+            ae, losses = TinyAutoencoder(cfg.autoencoder).eval().requires_grad_(False), []
+        if self.world > 1:
+            distributed.broadcast_module(ae)
+            scale = distributed.broadcast_float(ae.config.scale)
+            ae.config = ae.config.model_copy(update={"scale": scale})
         self._log({"step": 0, "autoencoder_loss": losses[-1] if losses else None})
         return ae
 
@@ -343,7 +365,8 @@ class Trainer:
             self.wall_s += time.perf_counter() - t0
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == end:
-                last = {"step": self.step, "wall_s": round(self.wall_s, 3), "loss": float(np.mean(losses)),
+                loss = distributed.mean_across(float(np.mean(losses)))  # the global batch's loss
+                last = {"step": self.step, "wall_s": round(self.wall_s, 3), "loss": loss,
                         "lr": self.opt.param_groups[0]["lr"]}
                 self._log(last)
                 bar.set_postfix(loss=f"{last['loss']:.4f}")
