@@ -6,6 +6,7 @@ Both render with `relbench.render` and never import torch. The model wrappers `o
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -39,9 +40,11 @@ def chance_scene(spec: RelationSpec, seed: int, *, allow_overlap: bool = False) 
 
     Overlap is excluded by default so that the floor measures the relation alone, not the
     detector's trouble with occlusion. Layouts with coinciding centres (no relation) are redrawn.
+    The layout is drawn from (seed, spec), so prompts of one suite get independent layouts for
+    the same seed, while a rewording of a prompt (same spec) gets the same one.
     """
     spec = _check_spec(spec)
-    rng = random.Random(seed)
+    rng = random.Random(f"chance:{seed}:{json.dumps(spec.to_dict(), sort_keys=True)}")
     shapes = fill_unsaid(spec.subject.shape, spec.reference.shape, SHAPES, rng)
     colors = fill_unsaid(spec.subject.color, spec.reference.color, TRAIN_COLORS, rng)
     return place_pair(shapes, colors, rng, allow_overlap=allow_overlap)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from relbench.cli import data, eval as eval_cmd, score, suites, train
+from relbench.cli import leaderboard, log, rescore
 
 app = typer.Typer(
     name="relbench",
@@ -17,6 +18,9 @@ app.add_typer(suites.app, name="suites", help="List, show and build prompt suite
 app.command("score")(score.score)
 app.command("eval")(eval_cmd.eval_)
 app.command("train")(train.train)
+app.add_typer(log.app, name="log", help="Inspect run directories.")
+app.add_typer(leaderboard.app, name="leaderboard", help="Build leaderboards from runs.")
+app.command("rescore")(rescore.rescore)
 
 
 def main() -> None:
