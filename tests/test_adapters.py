@@ -292,7 +292,7 @@ def test_bundled_model_is_listed_loaded_and_scored(bundled, trained):
     assert info["checkpoint_hash"] == json.loads((bundled / "config.json").read_text())["files"]["ema.safetensors"]
     assert info["path"] == "bundled/rtep-micro" and info["args"]["steps"] == 2
     assert model.sampling == {"steps": 2, "guidance": 3.0, "scheduler": "DPMSolverMultistepScheduler",
-                              "output_size": 128}
+                              "shift": 1.0, "bf16": False, "output_size": 128}
     [image] = model.generate([GenerationRequest(PROMPTS[0], 0)])
     assert image.shape == (128, 128, 3) and image.dtype == np.uint8
     row = score_image(image, parse_prompt(PROMPTS[0]), load_detector("default")).to_dict()

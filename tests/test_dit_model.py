@@ -7,6 +7,7 @@ import subprocess
 import sys
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,3 +141,28 @@ def test_t5_encoder_end_to_end(tmp_path):
         warnings.simplefilter("always")
         enc.encode(["red circle is above blue square to the left of the red triangle"])
     assert any("truncated" in str(x.message) for x in w)
+
+
+def test_rte_is_blind_to_word_order_so_mirror_prompts_give_one_image():
+    """RTE has no positions and cross-attention is permutation-invariant over keys, so the
+    mirror prompts of `core` ("red square is above blue circle" / "blue circle is above red
+    square") get the identical image; at most one of the two can be right, which caps an RTE
+    model's strict accuracy on `core` at 0.5. RTEP's position codes break the tie."""
+    from relbench.dit.encoders import load_encoder
+    from relbench.dit.model import DiT, ModelConfig
+    from relbench.dit.sample import DiTPipeline
+
+    prompts = ["red square is above blue circle", "blue circle is above red square"]
+    images = {}
+    for name in ("rte", "rtep"):
+        torch.manual_seed(0)
+        cfg = ModelConfig(preset="nano", head_dim=8, encoder=name, encoder_dim=16, image_size=16, patch_size=2)
+        model = DiT(cfg, 16)
+        torch.nn.init.normal_(model.transformer.proj_out.weight, std=0.5)  # make the output depend on the text
+        pipe = DiTPipeline(model, load_encoder(name, dim=16), "flow")
+        images[name] = pipe.generate(prompts, [3, 3], steps=2, guidance=4.0, output_size=None)
+    # Equal up to float summation order (at most one uint8 level, on a few pixels).
+    a, b = (im.astype(int) for im in images["rte"])
+    assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.01
+    a, b = (im.astype(int) for im in images["rtep"])
+    assert np.abs(a - b).max() > 10

@@ -39,11 +39,17 @@ __all__ = ["BUNDLED_ROOT", "export_bundled", "list_bundled", "verify_bundle"]
 
 
 def export_bundled(
-    checkpoint_dir: Path, out_dir: Path, card_text: str, log_path: Path | None = None
+    checkpoint_dir: Path,
+    out_dir: Path,
+    card_text: str,
+    log_path: Path | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> Path:
     """Write the EMA weights of `checkpoint_dir` (+ its autoencoder), its training log (rows up
     to the checkpoint's step) and a model card (`card_text` plus a generated provenance section)
-    to `out_dir`, replacing it atomically. Returns `out_dir`."""
+    to `out_dir`, replacing it atomically. Returns `out_dir`.
+
+    `sampling` (e.g. {"shift": 3.0}) becomes the model's default sampler settings."""
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
     meta = read_meta(checkpoint_dir)
     files = meta.get("files", {})
@@ -51,6 +57,8 @@ def export_bundled(
         raise CheckpointError(f"{checkpoint_dir}: no EMA weights to export (ema.safetensors)")
     parts = ["ema"] + (["autoencoder"] if meta.get("autoencoder") else [])
     ckpt = read_checkpoint(checkpoint_dir, parts)
+    if sampling is not None:
+        ckpt.meta["sampling"] = dict(sampling)
     state = ckpt.state or {}
     step = state.get("step", meta.get("bundle", {}).get("step"))
     if step is None:

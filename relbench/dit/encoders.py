@@ -125,11 +125,28 @@ class HFEncoder(TextEncoder):
     def __init__(self, name: str, model: Any, tokenizer: Any, *, max_length: int = 20) -> None:
         self.name, self.model, self.tokenizer, self.max_length = name, model, tokenizer, max_length
         self.model.eval().requires_grad_(False)
+        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        """prompt → (states (L, D), mask (L,)); training captions repeat, the encoder is frozen."""
         cfg = model.config
         self.dim = int(cfg.hidden_size if hasattr(cfg, "hidden_size") else cfg.d_model)
 
-    @torch.no_grad()
+    CACHE_SIZE = 100_000
+
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a batch, reusing the states of prompts seen before (each prompt is encoded
+        alone, so its states never depend on the rest of the batch)."""
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        if missing:
+            states, mask = self._encode(missing)
+            if len(self._cache) + len(missing) > self.CACHE_SIZE:
+                self._cache.clear()
+            for p, s, m in zip(missing, states, mask):
+                self._cache[p] = (s, m)
+        pairs = [self._cache[p] for p in prompts]
+        return torch.stack([s for s, _ in pairs]), torch.stack([m for _, m in pairs])
+
+    @torch.no_grad()
+    def _encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         full = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
         for prompt, ids in zip(prompts, full):
             if len(ids) > self.max_length:

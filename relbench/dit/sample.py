@@ -36,12 +36,18 @@ class DiTPipeline:
         autoencoder: TinyAutoencoder | None = None,
         *,
         checkpoint_hash: str | None = None,
+        shift: float = 1.0,
+        bf16: bool = False,
     ) -> None:
         if model.config.space == "latent" and autoencoder is None:
             raise ValueError("a latent-space DiT needs its autoencoder")
         self.model, self.encoder, self.objective = model.eval(), encoder, objective
         self.autoencoder = autoencoder
         self.checkpoint_hash = checkpoint_hash
+        self.shift = shift
+        """Flow sampler time shift (1 = none); recorded in every run's sampling settings."""
+        self.bf16 = bf16
+        """bf16 autocast for the transformer's forward passes (CPU), off by default."""
 
     @torch.no_grad()
     def generate(
@@ -57,6 +63,8 @@ class DiTPipeline:
         """One (H, W, 3) uint8 image per (prompt, seed); output_size None keeps the model's."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
         images: list[np.ndarray] = []
         for i in range(0, len(prompts), batch_size):
             chunk = slice(i, i + batch_size)
@@ -81,13 +89,14 @@ class DiTPipeline:
         null_s, null_m = self.encoder.null()
         states = torch.cat([states, null_s.expand(b, -1, -1)])  # (2B, L, D)
         mask = torch.cat([mask, null_m.expand(b, -1)])  # (2B, L)
-        scheduler = sampling_scheduler(self.objective)
+        scheduler = sampling_scheduler(self.objective, self.shift)
         scheduler.set_timesteps(steps)
         if hasattr(scheduler, "init_noise_sigma"):
             x = x * scheduler.init_noise_sigma
         for t in scheduler.timesteps:
             tt = torch.full((2 * b,), float(t))
-            out = self.model(torch.cat([x, x]), tt, states, mask)  # (2B, C, S, S)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                out = self.model(torch.cat([x, x]), tt, states, mask).float()  # (2B, C, S, S)
             cond, uncond = out.chunk(2)
             pred = uncond + guidance * (cond - uncond)
             x = scheduler.step(pred, t, x, return_dict=False)[0]
@@ -102,6 +111,8 @@ class DiTPipeline:
             "model": self.model.config.model_dump(),
             "encoder": self.encoder.describe(),
             "objective": self.objective,
+            "shift": self.shift,
+            "bf16": self.bf16,
             "checkpoint_hash": self.checkpoint_hash,
         }
 
@@ -134,4 +145,8 @@ def load_pipeline(path: Path, *, use_ema: bool = True, encoder: TextEncoder | No
         load_into(ae, ckpt.weights["autoencoder"], path / "autoencoder.safetensors")
         ae.eval()
     digest = meta["files"][f"{weights}.safetensors"]
-    return DiTPipeline(model, encoder, ckpt.meta["objective"], ae, checkpoint_hash=digest)
+    sampling = ckpt.meta.get("sampling") or {}
+    return DiTPipeline(
+        model, encoder, ckpt.meta["objective"], ae, checkpoint_hash=digest,
+        shift=float(sampling.get("shift", 1.0)),
+    )

@@ -47,6 +47,8 @@ class DiTModel:
         guidance: float | None = None,
         batch_size: int = 32,
         output_size: int = 128,
+        shift: float | None = None,
+        bf16: bool = False,
     ) -> None:
         from relbench.dit.sample import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
@@ -54,6 +56,13 @@ class DiTModel:
         self.steps = DEFAULT_STEPS if steps is None else steps
         self.guidance = DEFAULT_GUIDANCE if guidance is None else guidance
         self.batch_size, self.output_size = batch_size, output_size
+        if shift is not None:  # else the checkpoint's own (recorded at export), default 1
+            if pipeline.objective != "flow":
+                raise ValueError(f"shift applies to flow models only; {name!r} is {pipeline.objective!r}")
+            if shift <= 0:
+                raise ValueError(f"shift must be positive, got {shift}")
+            pipeline.shift = float(shift)
+        pipeline.bf16 = bool(bf16)
         if self.steps < 1 or batch_size < 1 or output_size < 1:
             raise ValueError(
                 f"steps, batch_size and output_size must be positive, got {self.steps}, "
@@ -68,7 +77,9 @@ class DiTModel:
         return {
             "steps": self.steps,
             "guidance": self.guidance,
-            "scheduler": type(sampling_scheduler(self.pipe.objective)).__name__,
+            "scheduler": type(sampling_scheduler(self.pipe.objective, self.pipe.shift)).__name__,
+            "shift": self.pipe.shift,
+            "bf16": self.pipe.bf16,
             "output_size": self.output_size,
         }
 
@@ -81,7 +92,8 @@ class DiTModel:
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "args": {"steps": self.steps, "guidance": self.guidance, "output_size": self.output_size},
+            "args": {"steps": self.steps, "guidance": self.guidance, "output_size": self.output_size,
+                     "shift": self.pipe.shift, "bf16": self.pipe.bf16},
             "checkpoint_hash": self.pipe.checkpoint_hash,
             "path": self.path,
             "dit": self.pipe.describe(),
@@ -111,6 +123,8 @@ def load_dit(
     guidance: float | None = None,
     batch_size: int = 32,
     output_size: int = 128,
+    shift: float | None = None,
+    bf16: bool = False,
 ) -> DiTModel:
     """Load the checkpoint at `path` (EMA weights; checksums verified) as the model `name`.
     Batch size does not change the images (each image's noise comes from its own seed)."""
@@ -121,7 +135,7 @@ def load_dit(
     ckpt = resolve_checkpoint(path)
     return DiTModel(
         name, load_pipeline(ckpt), path=str(ckpt), steps=steps, guidance=guidance,
-        batch_size=batch_size, output_size=output_size,
+        batch_size=batch_size, output_size=output_size, shift=shift, bf16=bf16,
     )
 
 
@@ -131,9 +145,11 @@ def _bundled(
     guidance: float | None = None,
     batch_size: int = 32,
     output_size: int = 128,
+    shift: float | None = None,
+    bf16: bool = False,
 ) -> DiTModel:
     model = load_dit(name, BUNDLED_ROOT / name, steps=steps, guidance=guidance,
-                     batch_size=batch_size, output_size=output_size)
+                     batch_size=batch_size, output_size=output_size, shift=shift, bf16=bf16)
     model.path = f"bundled/{name}"  # not the install location, which differs between machines
     return model
 
@@ -145,6 +161,8 @@ def _dit(
     guidance: float | None = None,
     batch_size: int = 32,
     output_size: int = 128,
+    shift: float | None = None,
+    bf16: bool = False,
 ) -> DiTModel:
     return load_dit(f"dit:{path}", path, steps=steps, guidance=guidance,
-                    batch_size=batch_size, output_size=output_size)
+                    batch_size=batch_size, output_size=output_size, shift=shift, bf16=bf16)
