@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -183,3 +184,23 @@ def test_autoencoder_learns_and_scales_latents():
     z = ae.encode(to_tensor(toy_source(99, 0, 16)[0]))
     assert z.shape == (16, 4, SIZE // 2, SIZE // 2)
     assert 0.5 < float(z.std()) < 2.0
+
+
+def test_logit_normal_noise_levels_favour_high_noise():
+    from relbench.dit.objectives import NoiseProcess
+
+    gen = torch.Generator().manual_seed(0)
+    uniform = NoiseProcess("flow").sample_times(20_000, gen)
+    high = NoiseProcess("flow", time_mean=1.5, time_std=1.0).sample_times(20_000, gen)
+    assert abs(float(uniform.mean()) - 0.5) < 0.01
+    # sigmoid is monotone, so the median is sigmoid(time_mean) and P(s > 0.85) = P(z > logit(0.85)).
+    assert abs(float(high.median()) - float(torch.sigmoid(torch.tensor(1.5)))) < 0.01
+    p = float((high > 0.85).float().mean())
+    expected = 1 - 0.5 * (1 + math.erf((math.log(0.85 / 0.15) - 1.5) / math.sqrt(2)))
+    assert abs(p - expected) < 0.01
+    with pytest.raises(ValueError, match="time_std"):
+        NoiseProcess("flow", time_std=-1)
+    # ε-prediction draws its integer timesteps from the same levels.
+    x0 = torch.zeros(512, 3, 4, 4)
+    _, t, _ = NoiseProcess("eps", time_mean=1.5, time_std=1.0).corrupt(x0, gen)
+    assert t.min() >= 0 and t.max() <= 999 and float(t.float().median()) > 700
