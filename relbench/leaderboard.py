@@ -3,6 +3,9 @@
 One row per (model, suite). Runs are only set side by side when they were scored alike: one
 scorer version and config hash for all of them, and for each suite (and each perturbation of
 it) one version and prompt hash. Anything else is refused with the two runs and the field named.
+
+A model with a circuit card (`relbench circuits card`) in `<out>/cards/<model>.json` or
+`<out>/cards/<model>/card.json` gets its top relation head and ablation Δ shown beside it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ MARKDOWN, CSV, JSON, HTML = "leaderboard.md", "leaderboard.csv", "leaderboard.js
 PLOT_PERTURBATIONS = "accuracy_per_perturbation.png"
 PLOT_RELATIONS = "accuracy_per_relation.png"
 GRIDS = "grids"
+CARDS = "cards"
 SCORER_FIELDS = ("scorer", "scorer_version", "scorer_config_hash")
 SUITE_FIELDS = ("suite_version", "prompt_hash")
 BASE_COLUMNS = (
@@ -146,10 +150,11 @@ def leaderboard_rows(runs: Sequence[RunDir]) -> list[dict[str, Any]]:
 
 def build_leaderboard(
     run_dirs: Sequence[Path], out_dir: Path, *, title: str = "relbench leaderboard",
-    note: str | None = None, grid_size: int = 16,
+    note: str | None = None, grid_size: int = 16, cards_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Write leaderboard.md, leaderboard.csv, leaderboard.json, index.html and the PNG plots (and
-    a sample grid per run that saved images) into `out_dir`; returns the JSON document."""
+    a sample grid per run that saved images) into `out_dir`; returns the JSON document. Circuit
+    cards are read from `cards_dir` (default `out_dir/cards`)."""
     runs = load_runs(run_dirs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -165,6 +170,10 @@ def build_leaderboard(
         "columns": columns,
         "rows": [_json_row(r, by_cell[(r["model"], r["suite"])], out_dir) for r in rows],
     }
+    cards = circuit_cards(sorted({r["model"] for r in rows}),
+                          out_dir / CARDS if cards_dir is None else Path(cards_dir), out_dir)
+    if cards:
+        doc["circuit_cards"] = cards
     (out_dir / JSON).write_text(json.dumps(doc, indent=2) + "\n")
     _write_csv(rows, columns, out_dir / CSV)
     plots = [PLOT_PERTURBATIONS, PLOT_RELATIONS]
@@ -179,6 +188,57 @@ def build_leaderboard(
     (out_dir / HTML).write_text(_html(doc, rows, columns, plots, grids, note))
     doc["files"] = [MARKDOWN, CSV, JSON, HTML, *plots, *grids.values()]
     return doc
+
+
+# ---------------------------------------------------------------- circuit cards
+
+
+def circuit_cards(
+    models: Sequence[str], cards_dir: Path, out_dir: Path
+) -> dict[str, dict[str, Any]]:
+    """model → a summary of its circuit card, for the models that have one in `cards_dir`
+    (`<model>.json` or `<model>/card.json`); a card that cannot be read is a ValueError."""
+    out = {}
+    for model in models:
+        for path in (cards_dir / f"{_slug(model)}.json", cards_dir / _slug(model) / "card.json"):
+            if path.is_file():
+                out[model] = _card_summary(path, out_dir)
+                break
+    return out
+
+
+def _card_summary(path: Path, out_dir: Path) -> dict[str, Any]:
+    try:
+        card = json.loads(path.read_text())
+        rel, obj = card["relation_head"], card["object_head"]
+        abl = rel.get("ablation") or {}
+        rc = card.get("random_control") or {}
+        return {
+            "relation_head": rel["name"], "relation_score": rel["score"],
+            "delta": abl.get("delta"), "delta_ci95": abl.get("delta_ci95"),
+            "control": [rc["min"], rc["max"]] if rc else None,
+            "screen_score": (rel.get("screen") or {}).get("score"),
+            "object_head": obj["name"], "object_score": obj["score"],
+            "verdict": card["verdict"]["label"], "verdict_text": card["verdict"]["text"],
+            "card": _relpath(_card_page(path), out_dir),
+        }
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"circuit card {path} cannot be read ({type(e).__name__}: {e}); rebuild "
+                         "it with relbench circuits card") from None
+
+
+def _card_page(path: Path) -> Path:
+    """The card's Markdown page beside its JSON when there is one, else the JSON."""
+    md = path.with_name("card.md") if path.name == "card.json" else path.with_suffix(".md")
+    return md if md.is_file() else path
+
+
+def _card_cell(c: dict[str, Any] | None) -> str:
+    """"L2H1 Δ −0.310 (causal)": the card beside a model in the accuracy table."""
+    if c is None:
+        return ""
+    delta = "not ablated" if c["delta"] is None else f"Δ {_f(float(c['delta']), signed=True)}"
+    return f"{c['relation_head']} {delta} ({c['verdict']})"
 
 
 # ---------------------------------------------------------------- tables
@@ -257,11 +317,25 @@ def _markdown(doc: dict, rows: list[dict], perts: list[str], plots: list[str],
            "colours ∧ unique binding, with a 95 % bootstrap interval over prompts; "
            "`all seeds` = share of prompts correct on every seed (VISOR_n).\n",
            "## Accuracy\n"]
+    cards = doc.get("circuit_cards", {})
     out.append(_md_table(
         ["suite", "model", "overall [95% CI]", "strict relation", "all seeds", "images",
-         "unscorable"],
+         "unscorable"] + (["circuit card"] if cards else []),
         [[r["suite"], r["model"], _acc_ci(r), _f(r["relation_strict"]),
-          _f(r["all_seeds_correct"]), _f(r["n_scored"]), _f(r["n_unscorable"])] for r in rows]))
+          _f(r["all_seeds_correct"]), _f(r["n_scored"]), _f(r["n_unscorable"])]
+         + ([_card_cell(cards.get(r["model"]))] if cards else []) for r in rows]))
+    if cards:
+        out.append("\n## Circuit cards\n\nTop relation head (attention synopsis) and the change in "
+                   "strict accuracy when it is ablated, against the range of a random-head "
+                   "control; screening = its weight-space ramp score (mean |cos|).\n")
+        out.append(_md_table(
+            ["model", "relation head (score)", "Δ ablated [95% CI]", "random control",
+             "screening", "object head (score)", "verdict", "card"],
+            [[m, f"{c['relation_head']} ({_f(c['relation_score'])})",
+              _delta_ci(c), "" if c["control"] is None else
+              f"{_f(c['control'][0], signed=True)} … {_f(c['control'][1], signed=True)}",
+              _f(c["screen_score"]), f"{c['object_head']} ({_f(c['object_score'])})",
+              c["verdict_text"], f"[card]({c['card']})"] for m, c in cards.items()]))
     with_perts = [r for r in rows if any(r.get(f"accuracy:{p}") is not None for p in perts)]
     if with_perts:
         out.append("\n## Robustness\n\nAccuracy on perturbed prompts; in brackets the change "
@@ -294,6 +368,14 @@ def _markdown(doc: dict, rows: list[dict], perts: list[str], plots: list[str],
     out.append("\n## Plots\n\n" + "\n".join(f"![{p[:-4].replace('_', ' ')}]({p})" for p in plots)
                + "\n")
     return "\n".join(out)
+
+
+def _delta_ci(c: dict[str, Any]) -> str:
+    if c["delta"] is None:
+        return "not ablated"
+    ci = c["delta_ci95"]
+    return _f(float(c["delta"]), signed=True) + (
+        f" [{_f(float(ci[0]), signed=True)}, {_f(float(ci[1]), signed=True)}]" if ci else "")
 
 
 def _pert_cell(row: dict[str, Any], p: str) -> str:
@@ -373,6 +455,11 @@ def _html(doc: dict, rows: list[dict], columns: list[str], plots: list[str],
         "<h2>Plots</h2>",
         *(f"<p><img src='{e(p)}' alt='{e(p[:-4])}'></p>" for p in plots),
     ]
+    cards = doc.get("circuit_cards", {})
+    if cards:
+        parts.insert(parts.index("<h2>Plots</h2>"), "<h2>Circuit cards</h2><ul>" + "".join(
+            f"<li><b>{e(m)}</b>: {e(_card_cell(c))}; {e(c['verdict_text'])} "
+            f"<a href='{e(c['card'])}'>card</a></li>" for m, c in cards.items()) + "</ul>")
     if grids:
         parts.append("<h2>Samples</h2><p>First seed of evenly spaced prompts; titles green when "
                      "correct, red with the found relation when not.</p>")

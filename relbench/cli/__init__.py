@@ -6,6 +6,7 @@ import typer
 
 from relbench.cli import data, eval as eval_cmd, score, suites, train
 from relbench.cli import leaderboard, log, rescore
+from relbench.cli import circuits
 
 app = typer.Typer(
     name="relbench",
@@ -21,6 +22,7 @@ app.command("train")(train.train)
 app.add_typer(log.app, name="log", help="Inspect run directories.")
 app.add_typer(leaderboard.app, name="leaderboard", help="Build leaderboards from runs.")
 app.command("rescore")(rescore.rescore)
+app.add_typer(circuits.app, name="circuits", help="Circuit diagnostics of a DiT (synopsis, ablations).")
 
 
 def main() -> None:

@@ -1,0 +1,309 @@
+"""Circuit card: one model's circuit diagnostics on one page (`card.json` + `card.md`).
+
+Built from three files the other `relbench circuits` commands write:
+
+- `synopsis.json` (synopsis): the top relation head and top object head with their scores;
+- `screen.json` (screen): the screening score and per-relation cosines of the top relation head,
+  and the rank agreement between screening and synopsis (`screen.agreement`);
+- `ablation.json` (ablate): Δ strict accuracy when the top relation head (and the top object
+  head) is ablated, with its 95 % interval, and the random-head control.
+
+Δ = ablated − baseline strict accuracy (negative: the ablation costs accuracy). For a head the
+card takes its `zero_head` ablation over all steps when present, else its first ablation.
+
+Verdict (computed, never typed): the top relation head is *causal beyond chance* when its Δ
+is below every Δ of the random-head control and the upper end of its interval is below the
+control's mean; *not special* when its Δ lies within the control's range; *helps when removed*
+when its Δ is above the control's range. Without an ablation of that head the card says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from relbench.circuits.screen import SCREEN_FILE, agreement, read_screen
+
+CARD_JSON, CARD_MD = "card.json", "card.md"
+SYNOPSIS_JSON = "synopsis.json"
+ABLATION_JSON = "ablation.json"
+CARD_SCHEMA_VERSION = "1"
+
+
+def _resolve(path: Path | str, name: str, what: str, command: str) -> Path:
+    """`path` itself or `path/name`; FileNotFoundError naming the missing file otherwise."""
+    path = Path(path)
+    file = path / name if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{what} file {file} not found (write it with `relbench circuits {command}`)"
+        )
+    return file
+
+
+def _read_json(file: Path, required: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        doc = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{file} is not valid JSON: {e}") from None
+    missing = [k for k in required if k not in doc]
+    if missing:
+        raise ValueError(f"{file} lacks field(s) {', '.join(missing)}")
+    return doc
+
+
+def head_name(layer: int, head: int) -> str:
+    """The ablation target name of a head: L{layer}H{head}."""
+    return f"L{layer}H{head}"
+
+
+def _head_ablation(ablation: Mapping[str, Any], target: str) -> dict[str, Any] | None:
+    rows = [a for a in ablation.get("ablations", []) if a.get("target") == target]
+    preferred = [a for a in rows if a.get("kind") == "zero_head" and a.get("step_window") is None]
+    pick = (preferred or rows or [None])[0]
+    if pick is None:
+        return None
+    return {
+        k: pick.get(k) for k in ("kind", "roles", "step_window", "strict", "delta", "delta_ci95")
+    }
+
+
+def _control(ablation: Mapping[str, Any]) -> dict[str, Any] | None:
+    rc = ablation.get("random_control")
+    if not rc or not rc.get("deltas"):
+        return None
+    deltas = [float(d) for d in rc["deltas"]]
+    return {
+        "k": rc.get("k"),
+        "draws": rc.get("draws", len(deltas)),
+        "mean": rc.get("mean"),
+        "min": min(deltas),
+        "max": max(deltas),
+    }
+
+
+def verdict(
+    head: str, delta: Mapping[str, Any] | None, control: Mapping[str, Any] | None
+) -> tuple[str, str]:
+    """(label, sentence) for the top relation head's ablation against the random control."""
+    if delta is None or delta.get("delta") is None:
+        return "untested", f"{head} was not ablated: its causal role is untested."
+    d = float(delta["delta"])
+    ci = delta.get("delta_ci95")
+    ci_text = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+    if control is None:
+        return "no_control", (
+            f"ablating {head} changes strict accuracy by {d:+.3f}{ci_text}; "
+            "no random-head control to compare with."
+        )
+    rng = f"{control['min']:+.3f} … {control['max']:+.3f}"
+    draws = f"{control['draws']} random draws of {control['k']} head(s)"
+    mean = control.get("mean")
+    if mean is None:
+        mean = (control["min"] + control["max"]) / 2
+    if d < control["min"] and (ci is None or ci[1] < mean):
+        return "causal", (
+            f"{head} is a relation head beyond chance: ablating it changes strict "
+            f"accuracy by {d:+.3f}{ci_text}, below all {draws} ({rng})."
+        )
+    if d > control["max"]:
+        return "helps_when_removed", (
+            f"ablating {head} raises strict accuracy by {d:+.3f}{ci_text}, "
+            f"above all {draws} ({rng})."
+        )
+    return "not_special", (
+        f"{head} is not special under ablation: its Δ {d:+.3f}{ci_text} lies within "
+        f"the range of {draws} ({rng})."
+    )
+
+
+def build_card(
+    model: str,
+    synopsis_dir: Path | str,
+    screen_path: Path | str,
+    ablation_path: Path | str,
+    out_dir: Path | str | None = None,
+) -> dict[str, Any]:
+    """The circuit card of `model` from its synopsis directory, screen.json and ablation.json
+    (each a file or the directory holding it); written to `out_dir` (card.json + card.md,
+    replaced atomically) when given. Missing inputs raise FileNotFoundError naming the file."""
+    syn_file = _resolve(synopsis_dir, SYNOPSIS_JSON, "synopsis", "synopsis")
+    scr_file = _resolve(screen_path, SCREEN_FILE, "screen", "screen")
+    abl_file = _resolve(ablation_path, ABLATION_JSON, "ablation", "ablate")
+    syn = _read_json(syn_file, ("relation_heads", "object_heads"))
+    scr = read_screen(scr_file)
+    abl = _read_json(abl_file, ("baseline", "ablations"))
+    if not syn["relation_heads"] or not syn["object_heads"]:
+        raise ValueError(f"{syn_file}: no ranked relation or object heads")
+    if syn.get("n_bound") == 0:
+        raise ValueError(
+            f"{syn_file}: no image had both objects found (n_bound 0), so its head "
+            "ranking is empty; rerun the synopsis with more prompts or a model that "
+            "draws the objects"
+        )
+
+    rel, obj = syn["relation_heads"][0], syn["object_heads"][0]
+    rel_name, obj_name = head_name(rel["layer"], rel["head"]), head_name(obj["layer"], obj["head"])
+    ranked = [(t["layer"], t["head"]) for t in scr["top"]]
+    key = (rel["layer"], rel["head"])
+    if key not in ranked:
+        raise ValueError(
+            f"{scr_file} has no head {rel_name} (the synopsis's top relation head); "
+            "were they made from the same model?"
+        )
+    scr_top = scr["top"][ranked.index(key)]
+    cosines = {h["relation"]: h["cosine"] for h in scr["heads"] if (h["layer"], h["head"]) == key}
+    control = _control(abl)
+    rel_abl, obj_abl = _head_ablation(abl, rel_name), _head_ablation(abl, obj_name)
+    label, sentence = verdict(rel_name, rel_abl, control)
+    try:
+        agree = agreement(scr, syn)
+    except ValueError as e:
+        agree = {"error": str(e)}
+    card = {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "model": model,
+        "suite": abl.get("suite", syn.get("suite")),
+        "n_prompts": abl.get("n_prompts"),
+        "seeds": abl.get("seeds"),
+        "steps": abl.get("steps"),
+        "synopsis": {
+            k: syn.get(k) for k in ("suite", "n_prompts", "seeds", "steps", "n_images", "n_bound")
+        },
+        "relation_head": {
+            "name": rel_name,
+            "layer": rel["layer"],
+            "head": rel["head"],
+            "score": rel["score"],
+            "screen": {
+                "score": scr_top["score"],
+                "signed": scr_top["signed"],
+                "specific": scr_top.get("specific"),
+                "rank": ranked.index(key) + 1,
+                "of": len(ranked),
+                "cosines": cosines,
+            },
+            "ablation": rel_abl,
+        },
+        "object_head": {
+            "name": obj_name,
+            "layer": obj["layer"],
+            "head": obj["head"],
+            "score": obj["score"],
+            "ablation": obj_abl,
+        },
+        "baseline": abl["baseline"],
+        "random_control": control,
+        "screen_synopsis_agreement": agree,
+        "verdict": {"label": label, "text": sentence},
+        "sources": {"synopsis": str(syn_file), "screen": str(scr_file), "ablation": str(abl_file)},
+    }
+    if out_dir is not None:
+        write_card(card, Path(out_dir))
+    return card
+
+
+def _fmt(x: Any, spec: str = ".3f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def card_markdown(card: Mapping[str, Any]) -> str:
+    """The card as a short Markdown page."""
+    rel, obj = card["relation_head"], card["object_head"]
+    base = card.get("baseline") or {}
+    syn = card.get("synopsis") or {}
+
+    def delta(a: Mapping[str, Any] | None) -> str:
+        if not a or a.get("delta") is None:
+            return "not ablated"
+        ci = a.get("delta_ci95")
+        return (
+            f"{a['delta']:+.3f}"
+            + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+            + f" ({a['kind']})"
+        )
+
+    rc = card.get("random_control")
+    control = (
+        "none"
+        if rc is None
+        else f"{rc['draws']} draws of {rc['k']} head(s): mean {rc['mean']:+.3f}, range "
+        f"{rc['min']:+.3f} … {rc['max']:+.3f}"
+    )
+    agree = card.get("screen_synopsis_agreement") or {}
+    cos = ", ".join(f"{r} {c:+.2f}" for r, c in rel["screen"]["cosines"].items())
+    lines = [
+        f"# Circuit card: {card['model']}\n",
+        (
+            f"Suite `{card.get('suite')}`, {card.get('n_prompts')} prompts, seeds "
+            f"{card.get('seeds')}, {card.get('steps')} steps. Generated by `relbench circuits "
+            "card`; do not edit by hand.\n"
+        ),
+        f"**Verdict:** {card['verdict']['text']}\n",
+        (
+            f"Synopsis: {syn.get('n_bound')} of {syn.get('n_images')} images with both objects "
+            f"found ({syn.get('n_prompts')} prompts of `{syn.get('suite')}`, "
+            f"{syn.get('steps')} steps).\n"
+        ),
+        "| | head | score | Δ strict accuracy when ablated [95% CI] |",
+        "|---|---|---|---|",
+        f"| top relation head | {rel['name']} | {rel['score']:.3f} | {delta(rel['ablation'])} |",
+        f"| top object head | {obj['name']} | {obj['score']:.3f} | {delta(obj['ablation'])} |",
+        "",
+        f"- Baseline strict accuracy: {_fmt(base.get('strict'))}"
+        + (f" [{base['ci95'][0]:.3f}, {base['ci95'][1]:.3f}]" if base.get("ci95") else ""),
+        f"- Random-head control: {control}",
+        (
+            f"- Screening of {rel['name']}: mean |cos| {rel['screen']['score']:.3f} (rank "
+            f"{rel['screen']['rank']} of {rel['screen']['of']}), signed "
+            f"{rel['screen']['signed']:+.3f}, relation-specific "
+            f"{_fmt(rel['screen'].get('specific'), '+.3f')}; per relation: {cos}"
+        ),
+        f"- Screening vs synopsis (Spearman over {agree.get('n_heads', '?')} heads): "
+        + (
+            f"{agree['spearman']:+.3f}"
+            if agree.get("spearman") is not None
+            else agree.get("error", "undefined")
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(card: Mapping[str, Any], out_dir: Path) -> Path:
+    """Write card.json and card.md into `out_dir`, both or neither (staged, then renamed)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = out_dir / f".card-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        (stage / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n")
+        (stage / CARD_MD).write_text(card_markdown(card))
+        for name in (CARD_MD, CARD_JSON):  # card.json last: its presence means complete
+            os.replace(stage / name, out_dir / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out_dir / CARD_JSON
+
+
+def load_card(path: Path | str) -> dict[str, Any]:
+    """A card.json (the file, or a directory holding it)."""
+    file = _resolve(path, CARD_JSON, "circuit card", "card")
+    return _read_json(file, ("model", "relation_head", "object_head", "verdict"))
+
+
+__all__ = [
+    "CARD_JSON",
+    "CARD_MD",
+    "build_card",
+    "card_markdown",
+    "head_name",
+    "load_card",
+    "verdict",
+    "write_card",
+]

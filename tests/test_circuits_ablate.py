@@ -1,0 +1,283 @@
+"""Ablations with paired seeds, on a tiny random DiT whose images decide their own verdicts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from relbench.circuits import COND_FIRST, Ablation, HookedModel, ablate, parse_target
+from relbench.circuits.roles import encoder_role_fn
+
+STEPS = 3
+
+
+def _tiny_pipeline():
+    from relbench.dit.model import ModelConfig
+    from relbench.dit.sample import DiTPipeline, build_parts
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        preset="nano",
+        head_dim=8,
+        encoder="rtep",
+        encoder_dim=16,
+        max_length=12,
+        image_size=16,
+        patch_size=2,
+    )
+    model, enc = build_parts(cfg)
+    for p in model.parameters():
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, std=0.15)
+    return DiTPipeline(model, enc, "eps")
+
+
+class _CoinFlipOracle:
+    """Runs the tiny DiT, then returns the prompt's oracle image when the DiT's image has an even
+    pixel sum and a blank one otherwise: every verdict is a deterministic function of the
+    generated image, about half correct, and any change to an image re-draws its verdict."""
+
+    name = "coin-flip-oracle"
+
+    def __init__(self, pipe):
+        from relbench.models.dit_adapter import DiTModel
+
+        self.inner = DiTModel("tiny", pipe, steps=STEPS, output_size=16)
+
+    def generate(self, requests):
+        from relbench.baselines import oracle_image
+        from relbench.suites import parse_prompt
+
+        out = []
+        for r, img in zip(requests, self.inner.generate(requests)):
+            even = int(img.astype(np.int64).sum()) % 2 == 0
+            out.append(
+                oracle_image(parse_prompt(r.prompt), r.seed, 128)
+                if even
+                else np.full((128, 128, 3), 128, np.uint8)
+            )
+        return out
+
+    def describe(self):
+        return {"name": self.name}
+
+
+@pytest.fixture(scope="module")
+def hooked():
+    pipe = _tiny_pipeline()
+    return HookedModel(
+        "tiny",
+        _CoinFlipOracle(pipe),
+        pipe.model.transformer,
+        COND_FIRST,
+        encoder_role_fn(pipe.encoder),
+        STEPS,
+    )
+
+
+RUN = {"suite": "core", "n_prompts": 8, "seeds": (0, 1), "steps": STEPS, "batch_size": 8}
+
+
+def test_ablation_json_pairs_seeds_and_empty_ablation_changes_nothing(hooked, tmp_path):
+    nothing = Ablation("none", ())
+    result = ablate(
+        hooked, [nothing, "all", "L1H2"], step_windows=[None, (0, 1)], out=tmp_path, **RUN
+    )
+    on_disk = json.loads((tmp_path / "ablation.json").read_text())
+    assert on_disk == json.loads(json.dumps(result))
+    assert {
+        "model",
+        "suite",
+        "n_prompts",
+        "seeds",
+        "steps",
+        "baseline",
+        "ablations",
+        "random_control",
+    } <= set(result)
+    base = result["baseline"]["strict"]
+    assert 0 < base < 1 and len(result["baseline"]["ci95"]) == 2
+    by = {
+        (a["target"], None if a["step_window"] is None else tuple(a["step_window"])): a
+        for a in result["ablations"]
+    }
+    assert set(by) == {
+        ("none", None),
+        ("all", None),
+        ("all", (0, 1)),
+        ("L1H2", None),
+        ("L1H2", (0, 1)),
+    }
+    none = by[("none", None)]
+    assert none["delta"] == 0.0 and none["delta_ci95"] == [0.0, 0.0] and none["strict"] == base
+    everything = by[("all", None)]
+    assert everything["delta"] != 0.0  # every head zeroed: images, hence verdicts, change
+    assert len(everything["heads"]) == 9 and by[("L1H2", None)]["heads"] == ["L1H2"]
+    for a in result["ablations"]:  # equal seeds per prompt: the paired mean is the difference
+        assert a["delta"] == pytest.approx(a["strict"] - base, abs=1e-12)
+        lo, hi = a["delta_ci95"]
+        assert lo <= a["delta"] <= hi
+        assert a["kind"] == "zero_head" and a["roles"] == []
+    assert result["random_control"] == {"k": 0, "draws": 0, "deltas": [], "mean": None}
+
+
+def test_block_tokens_and_the_random_head_control(hooked):
+    result = ablate(
+        hooked,
+        ["L0+L2H1"],
+        kind="block_tokens",
+        roles=["relation"],
+        random_control=2,
+        draws=3,
+        seed=7,
+        **RUN,
+    )
+    first, *controls = result["ablations"]
+    assert first["heads"] == ["L0H0", "L0H1", "L0H2", "L2H1"] and first["roles"] == ["relation"]
+    assert [c["target"] for c in controls] == ["random:2"] * 3 and [
+        c["draw"] for c in controls
+    ] == [0, 1, 2]
+    assert all(len(set(c["heads"])) == 2 and c["kind"] == "block_tokens" for c in controls)
+    rc = result["random_control"]
+    assert rc["k"] == 2 and rc["draws"] == 3 and rc["deltas"] == [c["delta"] for c in controls]
+    assert rc["mean"] == pytest.approx(np.mean(rc["deltas"]))
+    again = ablate(
+        hooked,
+        [],
+        kind="block_tokens",
+        roles=["relation"],
+        random_control=2,
+        draws=3,
+        seed=7,
+        **RUN,
+    )
+    assert again["ablations"] == controls  # the draws come from the seed
+
+
+def test_bad_targets_fail_before_generating(hooked, tmp_path):
+    with pytest.raises(
+        ValueError, match=r"head L0H3 out of range: .* 3 heads per layer \(H0..H2\)"
+    ):
+        ablate(hooked, ["L0H3"], out=tmp_path, **RUN)
+    with pytest.raises(ValueError, match=r"layer L3 out of range"):
+        parse_target("L1H0+L3", 3, 3)
+    with pytest.raises(ValueError, match="bad head target 'head2'"):
+        parse_target("head2", 3, 3)
+    with pytest.raises(ValueError, match="zero_head takes no roles"):
+        ablate(hooked, ["L0H0"], roles=["relation"], **RUN)
+    with pytest.raises(ValueError, match="block_tokens needs the token roles"):
+        ablate(hooked, ["L0H0"], kind="block_tokens", **RUN)
+    with pytest.raises(ValueError, match=r"step window \[2, 9\]"):
+        ablate(hooked, ["L0H0"], step_windows=[(2, 9)], **RUN)
+    with pytest.raises(ValueError, match="random control k=10"):
+        ablate(hooked, [], random_control=10, **RUN)
+    assert not (tmp_path / "ablation.json").exists()
+    assert parse_target("L2H1+L2H1+L0H0", 3, 3) == ((2, 1), (0, 0))
+
+
+# ---- the command line ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny DiT trained for one step: a `dit:DIR` model the CLI can load."""
+    from relbench.dit import TrainConfig, Trainer
+
+    def source(step, rank, batch_size):
+        images = np.full((batch_size, 16, 16, 3), 128, np.uint8)
+        images[:, 2:6, 2:6] = (255, 0, 0)
+        images[:, 9:13, 9:13] = (0, 0, 255)
+        return images, ["red square is to the upper left of blue square"] * batch_size
+
+    out = tmp_path_factory.mktemp("ckpt")
+    cfg = TrainConfig.model_validate(
+        {
+            "model": {
+                "preset": "nano",
+                "head_dim": 8,
+                "encoder": "rtep",
+                "encoder_dim": 16,
+                "max_length": 12,
+                "image_size": 16,
+                "patch_size": 2,
+            },
+            "steps": 1,
+            "batch_size": 2,
+            "eval_every": 0,
+            "log_every": 1,
+            "checkpoint_every": 1,
+        }
+    )
+    Trainer(cfg, out, source=source, progress=False).run()
+    return out
+
+
+def test_cli_synopsis_and_ablate(checkpoint, tmp_path):
+    from typer.testing import CliRunner
+
+    from relbench.cli import app
+
+    runner = CliRunner()
+    common = [
+        "--model",
+        f"dit:{checkpoint}",
+        "--n-prompts",
+        "2",
+        "--seeds",
+        "0",
+        "--steps",
+        "2",
+        "--quiet",
+    ]
+    res = runner.invoke(app, ["circuits", "synopsis", *common, "--out", str(tmp_path / "syn")])
+    assert res.exit_code == 0, res.output
+    assert "top relation heads: L" in res.output
+    info = json.loads((tmp_path / "syn" / "synopsis.json").read_text())
+    assert (
+        info["model"]["name"] == f"dit:{checkpoint}" and info["steps"] == 2 and info["seeds"] == [0]
+    )
+
+    res = runner.invoke(
+        app,
+        [
+            "circuits",
+            "ablate",
+            *common,
+            "--heads",
+            "L0H1,L2",
+            "--kind",
+            "block_tokens",
+            "--roles",
+            "relation",
+            "--step-window",
+            "0:1",
+            "--random-control",
+            "2",
+            "--draws",
+            "2",
+            "--out",
+            str(tmp_path / "abl"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "abl" / "ablation.json").read_text())
+    assert [(a["target"], a["step_window"]) for a in result["ablations"]] == [
+        ("L0H1", [0, 1]),
+        ("L2", [0, 1]),
+        ("random:2", None),
+        ("random:2", None),
+    ]
+    assert "L0H1 steps 0:1:" in res.output and "random 2 heads × 2 draws" in res.output
+
+    res = runner.invoke(
+        app, ["circuits", "ablate", *common, "--heads", "L0H1,L0H5", "--out", str(tmp_path / "x")]
+    )
+    assert res.exit_code == 2 and "head L0H5 out of range" in res.output
+    res = runner.invoke(
+        app, ["circuits", "synopsis", "--model", "oracle", "--out", str(tmp_path / "y")]
+    )
+    assert res.exit_code == 2 and "'oracle' has no transformer to hook" in res.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

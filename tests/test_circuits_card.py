@@ -1,0 +1,245 @@
+"""Circuit cards from synthetic synopsis / screen / ablation files: the numbers, the computed
+verdict, missing inputs, and the card beside its model on the leaderboard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from relbench.circuits.card import CARD_JSON, CARD_MD, build_card, load_card, verdict
+
+
+def _inputs(root: Path, *, rel_delta: float | None = -0.31) -> tuple[Path, Path, Path]:
+    """synopsis dir, screen.json and ablation.json of a 2-layer × 2-head model whose top
+    relation head is L1H0 and top object head L0H1."""
+    syn = root / "synopsis"
+    syn.mkdir(parents=True)
+    (syn / "synopsis.json").write_text(
+        json.dumps(
+            {
+                "model": {"name": "m"},
+                "suite": "core",
+                "n_prompts": 8,
+                "seeds": [0, 1],
+                "steps": 4,
+                "layers": 2,
+                "heads": 2,
+                "n_images": 16,
+                "n_bound": 12,
+                "relation_heads": [
+                    {"layer": 1, "head": 0, "score": 2.5},
+                    {"layer": 0, "head": 0, "score": 1.2},
+                    {"layer": 1, "head": 1, "score": 0.9},
+                    {"layer": 0, "head": 1, "score": 0.4},
+                ],
+                "object_heads": [
+                    {"layer": 0, "head": 1, "score": 3.1},
+                    {"layer": 1, "head": 0, "score": 1.0},
+                ],
+            }
+        )
+    )
+    scores = {(1, 0): 0.6, (0, 0): 0.3, (1, 1): 0.2, (0, 1): 0.1}
+    screen = root / "screen.json"
+    screen.write_text(
+        json.dumps(
+            {
+                "model": {"name": "m"},
+                "heads": [
+                    {"layer": l, "head": h, "relation": r, "cosine": c}
+                    for (l, h), s in scores.items()
+                    for r, c in (("above", s), ("below", -s))
+                ],
+                "top": [
+                    {"layer": l, "head": h, "score": s, "signed": 0.0, "best_relation": "above"}
+                    for (l, h), s in scores.items()
+                ],
+            }
+        )
+    )
+    ablations = [
+        {
+            "target": "L0H1",
+            "kind": "zero_head",
+            "roles": [],
+            "step_window": None,
+            "strict": 0.55,
+            "delta": -0.05,
+            "delta_ci95": [-0.1, 0.0],
+        }
+    ]
+    if rel_delta is not None:
+        ablations += [
+            {
+                "target": "L1H0",
+                "kind": "block_tokens",
+                "roles": ["relation"],
+                "step_window": None,
+                "strict": 0.5,
+                "delta": -0.1,
+                "delta_ci95": [-0.2, 0.0],
+            },
+            {
+                "target": "L1H0",
+                "kind": "zero_head",
+                "roles": [],
+                "step_window": None,
+                "strict": 0.6 + rel_delta,
+                "delta": rel_delta,
+                "delta_ci95": [rel_delta - 0.05, rel_delta + 0.05],
+            },
+        ]
+    ablation = root / "ablation.json"
+    ablation.write_text(
+        json.dumps(
+            {
+                "model": {"name": "m"},
+                "suite": "core",
+                "n_prompts": 8,
+                "seeds": [0, 1],
+                "steps": 4,
+                "baseline": {"strict": 0.6, "ci95": [0.5, 0.7]},
+                "ablations": ablations,
+                "random_control": {
+                    "k": 1,
+                    "draws": 4,
+                    "deltas": [-0.04, 0.0, 0.01, -0.02],
+                    "mean": -0.0125,
+                },
+            }
+        )
+    )
+    return syn, screen, ablation
+
+
+def test_card_numbers_and_a_causal_verdict(tmp_path):
+    syn, screen, ablation = _inputs(tmp_path)
+    card = build_card("m", syn, screen, ablation, tmp_path / "card")
+    rel, obj = card["relation_head"], card["object_head"]
+    assert (rel["name"], rel["score"], obj["name"], obj["score"]) == ("L1H0", 2.5, "L0H1", 3.1)
+    assert rel["ablation"]["kind"] == "zero_head" and rel["ablation"]["delta"] == -0.31
+    assert obj["ablation"]["delta"] == -0.05
+    assert rel["screen"]["score"] == 0.6 and rel["screen"]["rank"] == 1 and rel["screen"]["of"] == 4
+    assert rel["screen"]["cosines"] == {"above": 0.6, "below": -0.6}
+    assert card["random_control"] == {
+        "k": 1,
+        "draws": 4,
+        "mean": -0.0125,
+        "min": -0.04,
+        "max": 0.01,
+    }
+    assert card["screen_synopsis_agreement"]["spearman"] == pytest.approx(1.0)
+    assert card["verdict"]["label"] == "causal"
+    assert (
+        "-0.310" in card["verdict"]["text"]
+        and "below all 4 random draws" in card["verdict"]["text"]
+    )
+    assert load_card(tmp_path / "card") == card
+    md = (tmp_path / "card" / CARD_MD).read_text()
+    assert "| top relation head | L1H0 | 2.500 | -0.310 [-0.360, -0.260] (zero_head) |" in md
+    assert "**Verdict:** L1H0 is a relation head beyond chance" in md
+    assert "Synopsis: 12 of 16 images with both objects found" in md
+
+
+def test_verdict_follows_the_numbers():
+    control = {"k": 1, "draws": 4, "mean": -0.01, "min": -0.04, "max": 0.01}
+    assert (
+        verdict("L1H0", {"delta": -0.02, "delta_ci95": [-0.05, 0.01]}, control)[0] == "not_special"
+    )
+    assert (
+        verdict("L1H0", {"delta": 0.05, "delta_ci95": [0.02, 0.08]}, control)[0]
+        == "helps_when_removed"
+    )
+    # below the control's range, but the interval reaches past the control mean: not claimed
+    assert (
+        verdict("L1H0", {"delta": -0.05, "delta_ci95": [-0.2, 0.02]}, control)[0] == "not_special"
+    )
+    assert verdict("L1H0", None, control)[0] == "untested"
+    assert verdict("L1H0", {"delta": -0.3, "delta_ci95": None}, None)[0] == "no_control"
+
+
+def test_card_without_an_ablation_of_the_top_head(tmp_path):
+    card = build_card("m", *_inputs(tmp_path, rel_delta=None))
+    assert card["relation_head"]["ablation"] is None
+    assert card["verdict"] == {
+        "label": "untested",
+        "text": "L1H0 was not ablated: its causal role is untested.",
+    }
+
+
+def test_missing_inputs_name_the_file_and_write_nothing(tmp_path):
+    syn, screen, ablation = _inputs(tmp_path)
+    out = tmp_path / "card"
+    with pytest.raises(
+        FileNotFoundError, match=r"ablation file .*nope\.json not found.*circuits ablate"
+    ):
+        build_card("m", syn, screen, tmp_path / "nope.json", out)
+    with pytest.raises(FileNotFoundError, match=r"synopsis file .*synopsis\.json not found"):
+        build_card("m", tmp_path, screen, ablation, out)
+    assert not (out / CARD_JSON).exists()
+    info = json.loads((syn / "synopsis.json").read_text())
+    (syn / "synopsis.json").write_text(json.dumps({**info, "n_bound": 0}))
+    with pytest.raises(ValueError, match="no image had both objects found"):
+        build_card("m", syn, screen, ablation, out)
+    (syn / "synopsis.json").write_text(json.dumps(info))
+    screen.write_text(
+        json.dumps(
+            {
+                "model": {},
+                "heads": [],
+                "top": [{"layer": 0, "head": 0, "score": 0.1, "signed": 0.0}],
+            }
+        )
+    )
+    with pytest.raises(ValueError, match="has no head L1H0"):
+        build_card("m", syn, screen, ablation, out)
+
+
+def test_leaderboard_shows_the_card_beside_its_model(tmp_path):
+    from relbench.leaderboard import CARDS, HTML, JSON, MARKDOWN, build_leaderboard
+    from relbench.runner import EvalConfig, run_eval
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "red square is above blue circle"}) + "\n")
+    run_eval(EvalConfig("oracle", f"file:{prompts}", seeds=[0]), tmp_path / "run", progress=False)
+    board = tmp_path / "board"
+    build_card("oracle", *_inputs(tmp_path), board / CARDS / "oracle")
+    doc = build_leaderboard([tmp_path / "run"], board)
+    card = doc["circuit_cards"]["oracle"]
+    assert (
+        card["relation_head"] == "L1H0" and card["delta"] == -0.31 and card["verdict"] == "causal"
+    )
+    assert card["card"] == "cards/oracle/card.md"
+    md = (board / MARKDOWN).read_text()
+    assert "| L1H0 Δ -0.310 (causal) |" in md and "## Circuit cards" in md
+    assert "| oracle | L1H0 (2.500) | -0.310 [-0.360, -0.260] | -0.040 … +0.010 | 0.600 |" in md
+    assert "L1H0 Δ -0.310 (causal)" in (board / HTML).read_text()
+    assert json.loads((board / JSON).read_text())["circuit_cards"]["oracle"]["control"] == [
+        -0.04,
+        0.01,
+    ]
+
+    (board / CARDS / "oracle" / CARD_JSON).write_text("{}")
+    with pytest.raises(ValueError, match="circuit card .*card.json cannot be read"):
+        build_leaderboard([tmp_path / "run"], board)
+
+
+def test_cli_card_writes_the_card_or_names_the_missing_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from relbench.cli import app
+
+    syn, screen, ablation = _inputs(tmp_path)
+    cli = CliRunner()
+    args = ["circuits", "card", "--model", "m", "--synopsis", str(syn), "--screen", str(screen)]
+    result = cli.invoke(app, args + ["--ablation", str(ablation), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "L1H0 is a relation head beyond chance" in result.output
+    assert (tmp_path / "c" / CARD_JSON).is_file() and (tmp_path / "c" / CARD_MD).is_file()
+    result = cli.invoke(
+        app, args + ["--ablation", str(tmp_path / "x.json"), "--out", str(tmp_path / "d")]
+    )
+    assert result.exit_code == 2 and "x.json not found" in result.output
+    assert not (tmp_path / "d").exists()
