@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from relbench.baselines import chance_image, chance_scene, oracle_image, oracle_scene
@@ -110,15 +110,17 @@ def test_later_objects_are_drawn_on_top():
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1))
+@example(726)  # a triangle apex sliver, see below
 def test_antialias_mixes_colours_only_at_edges(seed):
     scene = random_scene(random.Random(seed))
     aa, labels = render(scene, 128, antialias=True), render_labels(scene, 128)
     palette = {tuple(scene.background)} | {COLOR_RGB[o.color] for o in scene.objects}
     mixed = np.array([tuple(p) not in palette for p in aa.reshape(-1, 3)]).reshape(128, 128)
     assert mixed.any()
-    # A mixed pixel has a label change somewhere in its 3×3 neighbourhood.
-    padded = np.pad(labels, 1, mode="edge")
-    window = np.stack([padded[i : i + 128, j : j + 128] for i in range(3) for j in range(3)])
+    # A mixed pixel has a label change within 2 px. (Not always within 1 px: a triangle's 60°
+    # apex can cover a sliver of a pixel two rows above the first pixel whose centre it covers.)
+    padded = np.pad(labels, 2, mode="edge")
+    window = np.stack([padded[i : i + 128, j : j + 128] for i in range(5) for j in range(5)])
     edge = (window != window[0]).any(axis=0)
     assert not (mixed & ~edge).any()
     # Far from edges, anti-aliasing changes nothing.
