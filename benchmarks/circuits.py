@@ -16,7 +16,6 @@ generation, peak < 4 GiB.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -26,37 +25,23 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from _common import dit_parser, dit_pipeline
+
 TARGET_RATIO = 3.0
 TARGET_PEAK_GIB = 4.0
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="a DiT checkpoint (default: random micro)")
-    p.add_argument("--preset", default="micro")
+    p = dit_parser(__doc__, threads=1)
     p.add_argument("--prompts", type=int, default=24)
     p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--steps", type=int, default=14)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the numbers as JSON, not a table")
     a = p.parse_args(argv)
 
-    import torch
-
     from relbench.circuits.synopsis import load_suite, select_prompts, synopsis
-    from relbench.dit.model import ModelConfig
-    from relbench.dit.sample import DiTPipeline, build_parts, load_pipeline
     from relbench.models.dit_adapter import DiTModel
 
-    torch.set_num_threads(a.threads)
-    if a.checkpoint:
-        pipe = load_pipeline(Path(a.checkpoint))
-    else:
-        torch.manual_seed(0)
-        net, enc = build_parts(ModelConfig(preset=a.preset, encoder="rtep"))
-        pipe = DiTPipeline(net, enc, "eps")
+    pipe = dit_pipeline(a)
     model = DiTModel(f"{a.preset}-random", pipe, steps=a.steps, batch_size=a.batch_size)
     prompts = select_prompts(load_suite("core"), a.prompts)
     seeds = list(range(a.seeds))

@@ -11,40 +11,27 @@ the CPU. `--bf16` times the same sampler under CPU bf16 autocast (matmuls in bf1
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import sys
 import time
 
+from _common import dit_parser, dit_pipeline
+
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--preset", default="micro")
+    p = dit_parser(__doc__, threads=2)
     p.add_argument("--encoder", default="rtep")
     p.add_argument("--objective", default="eps", choices=["eps", "v", "flow"])
     p.add_argument("--images", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=14)
     p.add_argument("--guidance", type=float, default=4.5)
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bf16", action="store_true", help="run under torch.autocast('cpu', bfloat16)")
     a = p.parse_args(argv)
 
     import torch
 
-    from relbench.dit.model import ModelConfig
-    from relbench.dit.sample import DiTPipeline, build_parts, load_pipeline
-
-    torch.set_num_threads(a.threads)
-    if a.checkpoint:
-        pipe = load_pipeline(a.checkpoint)
-    else:
-        torch.manual_seed(0)
-        model, enc = build_parts(ModelConfig(preset=a.preset, encoder=a.encoder))
-        pipe = DiTPipeline(model, enc, a.objective)
+    pipe = dit_pipeline(a, encoder=a.encoder, objective=a.objective)
     prompts = ["red circle is above blue square", "blue triangle is to the left of red circle"]
     batch = [prompts[i % 2] for i in range(a.images)]
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if a.bf16 else contextlib.nullcontext()

@@ -13,13 +13,14 @@ on a shared machine the wall times include waiting for the CPU, the CPU times do
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import dit_parser, dit_pipeline
 
 TARGET_OVERHEAD = 0.10
 
@@ -60,32 +61,17 @@ def _prompt_file(n: int, folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="a DiT checkpoint (default: random micro)")
-    p.add_argument("--preset", default="micro")
+    p = dit_parser(__doc__, threads=2)
     p.add_argument("--prompts", type=int, default=24)
     p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--steps", type=int, default=14)
     p.add_argument("--guidance", type=float, default=4.5)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of a table")
     a = p.parse_args(argv)
 
-    import torch
-
-    from relbench.dit.model import ModelConfig
-    from relbench.dit.sample import DiTPipeline, build_parts, load_pipeline
     from relbench.models.dit_adapter import DiTModel
     from relbench.runner import EvalConfig, run_eval
 
-    torch.set_num_threads(a.threads)
-    if a.checkpoint:
-        pipe = load_pipeline(Path(a.checkpoint))
-    else:
-        torch.manual_seed(0)
-        net, enc = build_parts(ModelConfig(preset=a.preset, encoder="rtep"))
-        pipe = DiTPipeline(net, enc, "eps")
+    pipe = dit_pipeline(a)
     model = DiTModel(f"{a.preset}-random", pipe, steps=a.steps, guidance=a.guidance, batch_size=a.batch_size)
 
     forward, generate, total = Clock(), Clock(), Clock()

@@ -110,19 +110,26 @@ def breakdown(
     """Accuracy per group of rows (`key(row)`; None keys dropped): mean, 95 % bootstrap interval
     over the group's prompts, scored-image and prompt counts. Relations come in RELATIONS order,
     other keys sorted."""
+    out = {}
+    for k, group in _group(rows, key).items():
+        ci = accuracy_ci(group)
+        n_scored = sum(r.get("correct") is not None for r in group)
+        out[k] = {"accuracy": ci["mean"], "ci95": ci["ci95"], "n_scored": n_scored,
+                  "n_prompts": ci["n_prompts"]}
+    return out
+
+
+def _group(
+    rows: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], str | None]
+) -> dict[str, list[dict[str, Any]]]:
+    """Rows by `key(row)` (None keys dropped): relations in RELATIONS order, other keys sorted."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         k = key(r)
         if k is not None:
             groups[k].append(r)
     order = {r: i for i, r in enumerate(RELATIONS)}
-    out = {}
-    for k in sorted(groups, key=lambda k: (order.get(k, len(order)), k)):
-        ci = accuracy_ci(groups[k])
-        n_scored = sum(r.get("correct") is not None for r in groups[k])
-        out[k] = {"accuracy": ci["mean"], "ci95": ci["ci95"], "n_scored": n_scored,
-                  "n_prompts": ci["n_prompts"]}
-    return out
+    return {k: groups[k] for k in sorted(groups, key=lambda k: (order.get(k, len(order)), k))}
 
 
 def breakdowns(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -136,17 +143,9 @@ def layout_offsets(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     fractions of the image, y down) over rows where both objects were bound, overall and per
     target relation. A model that draws "above" as a diagonal shows it as a mean dx far from 0."""
     rows = [r for r in rows if r.get("dx") is not None and r.get("dy") is not None]
-    by_rel: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        rel = row_relation(r)
-        if rel is not None:
-            by_rel[rel].append(r)
-    order = {r: i for i, r in enumerate(RELATIONS)}
     return {
         "overall": _offsets(rows),
-        "per_relation": {
-            k: _offsets(by_rel[k]) for k in sorted(by_rel, key=lambda k: (order.get(k, 99), k))
-        },
+        "per_relation": {k: _offsets(group) for k, group in _group(rows, row_relation).items()},
     }
 
 

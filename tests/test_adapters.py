@@ -328,3 +328,17 @@ def test_no_bundled_models_is_an_empty_list(tmp_path, monkeypatch):
     assert dit_adapter.list_bundled() == [] and not any(m.startswith("rtep") for m in list_models())
     with pytest.raises(ValueError, match="no bundled DiTs are installed"):
         load_model("rtep-micro")
+
+
+def test_dit_models_refuse_unknown_options_naming_the_ones_they_take(tmp_path, monkeypatch):
+    from relbench.models import dit_adapter
+
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "config.json").write_text("{}")  # refused before anything is read
+    monkeypatch.setattr(dit_adapter, "BUNDLED_ROOT", tmp_path)
+    takes = r"\(it takes: steps, guidance, batch_size, output_size, shift, bf16\)"
+    for name in ("tiny", "dit:nowhere"):
+        with pytest.raises(ValueError, match=rf"model '{name}' does not take 'step' {takes}"):
+            load_model(name, step=2)
+    with pytest.raises(ValueError, match=r"'diffusers:x' does not take 'shift' \(it takes: st"):
+        load_model("diffusers:x", shift=3.0)

@@ -6,33 +6,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from relbench.circuits import COND_FIRST, Ablation, HookedModel, ablate, parse_target
 from relbench.circuits.roles import encoder_role_fn
 
 STEPS = 3
-
-
-def _tiny_pipeline():
-    from relbench.dit.model import ModelConfig
-    from relbench.dit.sample import DiTPipeline, build_parts
-
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        preset="nano",
-        head_dim=8,
-        encoder="rtep",
-        encoder_dim=16,
-        max_length=12,
-        image_size=16,
-        patch_size=2,
-    )
-    model, enc = build_parts(cfg)
-    for p in model.parameters():
-        if p.dim() > 1:
-            torch.nn.init.normal_(p, std=0.15)
-    return DiTPipeline(model, enc, "eps")
 
 
 class _CoinFlipOracle:
@@ -66,14 +44,13 @@ class _CoinFlipOracle:
 
 
 @pytest.fixture(scope="module")
-def hooked():
-    pipe = _tiny_pipeline()
+def hooked(tiny_pipeline):
     return HookedModel(
         "tiny",
-        _CoinFlipOracle(pipe),
-        pipe.model.transformer,
+        _CoinFlipOracle(tiny_pipeline),
+        tiny_pipeline.model.transformer,
         COND_FIRST,
-        encoder_role_fn(pipe.encoder),
+        encoder_role_fn(tiny_pipeline.encoder),
         STEPS,
     )
 
@@ -181,41 +158,7 @@ def test_bad_targets_fail_before_generating(hooked, tmp_path):
 # ---- the command line ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny DiT trained for one step: a `dit:DIR` model the CLI can load."""
-    from relbench.dit import TrainConfig, Trainer
-
-    def source(step, rank, batch_size):
-        images = np.full((batch_size, 16, 16, 3), 128, np.uint8)
-        images[:, 2:6, 2:6] = (255, 0, 0)
-        images[:, 9:13, 9:13] = (0, 0, 255)
-        return images, ["red square is to the upper left of blue square"] * batch_size
-
-    out = tmp_path_factory.mktemp("ckpt")
-    cfg = TrainConfig.model_validate(
-        {
-            "model": {
-                "preset": "nano",
-                "head_dim": 8,
-                "encoder": "rtep",
-                "encoder_dim": 16,
-                "max_length": 12,
-                "image_size": 16,
-                "patch_size": 2,
-            },
-            "steps": 1,
-            "batch_size": 2,
-            "eval_every": 0,
-            "log_every": 1,
-            "checkpoint_every": 1,
-        }
-    )
-    Trainer(cfg, out, source=source, progress=False).run()
-    return out
-
-
-def test_cli_synopsis_and_ablate(checkpoint, tmp_path):
+def test_cli_synopsis_and_ablate(tiny_checkpoint, tmp_path):
     from typer.testing import CliRunner
 
     from relbench.cli import app
@@ -223,7 +166,7 @@ def test_cli_synopsis_and_ablate(checkpoint, tmp_path):
     runner = CliRunner()
     common = [
         "--model",
-        f"dit:{checkpoint}",
+        f"dit:{tiny_checkpoint}",
         "--n-prompts",
         "2",
         "--seeds",
@@ -236,9 +179,8 @@ def test_cli_synopsis_and_ablate(checkpoint, tmp_path):
     assert res.exit_code == 0, res.output
     assert "top relation heads: L" in res.output
     info = json.loads((tmp_path / "syn" / "synopsis.json").read_text())
-    assert (
-        info["model"]["name"] == f"dit:{checkpoint}" and info["steps"] == 2 and info["seeds"] == [0]
-    )
+    assert info["model"]["name"] == f"dit:{tiny_checkpoint}"
+    assert info["steps"] == 2 and info["seeds"] == [0]
 
     res = runner.invoke(
         app,

@@ -17,7 +17,7 @@ from relbench.circuits.arithmetic import (
     run_arithmetic,
 )
 from relbench.circuits.screen import role_positions
-from relbench.dit import DiT, DiTPipeline, ModelConfig, load_encoder
+from relbench.dit import DiT, DiTPipeline, load_encoder
 from relbench.models.dit_adapter import DiTModel
 
 PROMPTS = ["red circle is above blue square", "blue square is above red triangle"]
@@ -32,12 +32,9 @@ def t5(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model(t5):
+def model(t5, tiny_dit_config):
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        preset="nano", head_dim=4, encoder=t5.name, max_length=12, image_size=16, patch_size=2
-    )
-    dit = DiT(cfg, t5.dim)
+    dit = DiT(tiny_dit_config(head_dim=4, encoder=t5.name), t5.dim)
     torch.nn.init.normal_(
         dit.transformer.proj_out.weight, std=0.5
     )  # else the output ignores the text
@@ -125,7 +122,7 @@ def test_report_on_a_tiny_random_dit_runs_end_to_end(model):
     assert res["n_paired"] <= 1  # a random model's images rarely hold both objects
 
 
-def test_rte_and_rtep_are_refused_with_the_reason():
+def test_rte_and_rtep_are_refused_with_the_reason(tiny_dit_config):
     for name in ("rte", "rtep"):
         enc = load_encoder(name, dim=16, max_length=12)
         with pytest.raises(
@@ -133,15 +130,7 @@ def test_rte_and_rtep_are_refused_with_the_reason():
         ):
             effect_vector(enc, "above", "below")
     enc = load_encoder("rtep", dim=16, max_length=12)
-    cfg = ModelConfig(
-        preset="nano",
-        head_dim=4,
-        encoder="rtep",
-        encoder_dim=16,
-        max_length=12,
-        image_size=16,
-        patch_size=2,
-    )
+    cfg = tiny_dit_config(head_dim=4)
     model = DiTModel("tiny-rtep", DiTPipeline(DiT(cfg, enc.dim), enc, "flow"), steps=2)
     with pytest.raises(NoContextualFusion, match="position code"):
         run_arithmetic(model)

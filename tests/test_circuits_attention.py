@@ -27,32 +27,10 @@ PROMPTS = ["red circle is above blue square", "blue triangle is to the left of r
 STEPS = 3
 
 
-def tiny_pipeline():
-    """A nano DiT (head dim 8, 3 layers × 3 heads, 8×8 tokens over 16 px) with random weights
-    large enough that attention is far from uniform."""
-    from relbench.dit.model import ModelConfig
-    from relbench.dit.sample import DiTPipeline, build_parts
-
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        preset="nano",
-        head_dim=8,
-        encoder="rtep",
-        encoder_dim=16,
-        max_length=12,
-        image_size=16,
-        patch_size=2,
-    )
-    model, enc = build_parts(cfg)
-    for p in model.parameters():
-        if p.dim() > 1:
-            torch.nn.init.normal_(p, std=0.15)
-    return DiTPipeline(model, enc, "eps")
-
-
 @pytest.fixture(scope="module")
-def pipe():
-    return tiny_pipeline()
+def pipe(tiny_pipeline):
+    """The tiny random DiT of conftest.py: 3 layers × 3 heads, 8×8 tokens over 16 px."""
+    return tiny_pipeline
 
 
 def _inputs(pipe, prompts=PROMPTS, cfg=False):

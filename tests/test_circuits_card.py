@@ -10,6 +10,9 @@ import pytest
 
 from relbench.circuits.card import CARD_JSON, CARD_MD, build_card, load_card, verdict
 
+RUN = {"model": {"name": "m"}, "suite": "core", "n_prompts": 8, "seeds": [0, 1], "steps": 4}
+"""What the synopsis and the ablation were both run on (the head of their JSON files)."""
+
 
 def _inputs(root: Path, *, rel_delta: float | None = -0.31) -> tuple[Path, Path, Path]:
     """synopsis dir, screen.json and ablation.json of a 2-layer × 2-head model whose top
@@ -19,11 +22,7 @@ def _inputs(root: Path, *, rel_delta: float | None = -0.31) -> tuple[Path, Path,
     (syn / "synopsis.json").write_text(
         json.dumps(
             {
-                "model": {"name": "m"},
-                "suite": "core",
-                "n_prompts": 8,
-                "seeds": [0, 1],
-                "steps": 4,
+                **RUN,
                 "layers": 2,
                 "heads": 2,
                 "n_images": 16,
@@ -95,11 +94,7 @@ def _inputs(root: Path, *, rel_delta: float | None = -0.31) -> tuple[Path, Path,
     ablation.write_text(
         json.dumps(
             {
-                "model": {"name": "m"},
-                "suite": "core",
-                "n_prompts": 8,
-                "seeds": [0, 1],
-                "steps": 4,
+                **RUN,
                 "baseline": {"strict": 0.6, "ci95": [0.5, 0.7]},
                 "ablations": ablations,
                 "random_control": {

@@ -163,19 +163,11 @@ def test_contextual_encoder_states_follow_sub_tokens(tmp_path):
     assert all(-1 <= h["cosine"] <= 1 for h in doc["heads"])
 
 
-def test_screen_model_round_trip_on_a_bundled_style_dit(rtep, tmp_path):
-    from relbench.dit import DiT, DiTPipeline, ModelConfig
+def test_screen_model_round_trip_on_a_bundled_style_dit(rtep, tiny_dit_config, tmp_path):
+    from relbench.dit import DiT, DiTPipeline
     from relbench.models.dit_adapter import DiTModel
 
-    cfg = ModelConfig(
-        preset="nano",
-        head_dim=4,
-        encoder="rtep",
-        encoder_dim=16,
-        max_length=12,
-        image_size=16,
-        patch_size=2,
-    )
+    cfg = tiny_dit_config(head_dim=4)
     model = DiTModel("tiny", DiTPipeline(DiT(cfg, rtep.dim), rtep, "flow"))
     doc = screen_model(model)
     assert doc["model"]["name"] == "tiny" and doc["encoder"] == "rtep"
@@ -233,54 +225,20 @@ def test_agreement_is_a_rank_correlation(monkeypatch):
         )
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny rtep DiT after one training step, as a `dit:` checkpoint directory."""
-    from test_dit_train import toy_source
-
-    from relbench.dit import TrainConfig, Trainer
-    from relbench.dit.train import latest_checkpoint
-
-    out = tmp_path_factory.mktemp("train")
-    cfg = TrainConfig.model_validate(
-        {
-            "model": {
-                "preset": "nano",
-                "head_dim": 8,
-                "encoder": "rtep",
-                "encoder_dim": 16,
-                "max_length": 12,
-                "image_size": 16,
-                "patch_size": 2,
-            },
-            "steps": 1,
-            "batch_size": 2,
-            "eval_every": 0,
-            "log_every": 1,
-            "checkpoint_every": 1,
-        }
-    )
-    Trainer(cfg, out, source=toy_source, progress=False).run()
-    return latest_checkpoint(out)
-
-
-def test_cli_screen_and_the_arith_refusal(checkpoint, tmp_path):
+def test_cli_screen_and_the_arith_refusal(tiny_checkpoint, tmp_path):
     from typer.testing import CliRunner
 
     from relbench.cli import app
 
     cli = CliRunner()
-    result = cli.invoke(
-        app, ["circuits", "screen", "--model", f"dit:{checkpoint}", "--out", str(tmp_path / "s")]
-    )
+    model = f"dit:{tiny_checkpoint}"
+    result = cli.invoke(app, ["circuits", "screen", "--model", model, "--out", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
     assert "9 heads screened" in result.output
     doc = read_screen(tmp_path / "s")
-    assert doc["model"]["name"] == f"dit:{checkpoint}" and len(doc["heads"]) == 9 * len(RELATIONS)
-    result = cli.invoke(
-        app,
-        ["circuits", "arith", "--model", f"dit:{checkpoint}", "--out", str(tmp_path / "a.json")],
-    )
+    assert doc["model"]["name"] == model and len(doc["heads"]) == 9 * len(RELATIONS)
+    arith = ["circuits", "arith", "--model", model, "--out", str(tmp_path / "a.json")]
+    result = cli.invoke(app, arith)
     assert result.exit_code == 2 and "rtep encoder has no contextual fusion" in result.output
     assert not (tmp_path / "a.json").exists()
     result = cli.invoke(

@@ -27,7 +27,14 @@ import numpy as np
 
 from relbench.circuits.attention import HookedModel, Intervention, check_interventions, open_model
 from relbench.circuits.roles import check_roles
-from relbench.circuits.synopsis import DEFAULT_SEEDS, load_suite, select_prompts
+from relbench.circuits.synopsis import (
+    DEFAULT_SEEDS,
+    batches,
+    load_suite,
+    progress_bar,
+    run_info,
+    select_prompts,
+)
 
 ABLATION_JSON = "ablation.json"
 Kind = Literal["zero_head", "block_tokens"]
@@ -147,7 +154,7 @@ def ablate(
         hm.roles(p.prompt)  # unparseable prompts fail here, before any generation
     det = load_detector(detector)
     total = (1 + len(ablations) + len(controls)) * len(prompts) * len(seeds)
-    bar = _progress(total, progress)
+    bar = progress_bar(total, progress, "ablate")
     run = _Runner(hm, the_suite.name, prompts, list(seeds), det, batch_size, bar)
 
     from relbench.stats import accuracy_ci
@@ -160,15 +167,7 @@ def ablate(
     bar.close()
     deltas = [r["delta"] for r in control_rows if r["delta"] is not None]
     result = {
-        "model": hm.describe(),
-        "suite": the_suite.name,
-        "suite_version": the_suite.version,
-        "prompt_hash": the_suite.prompt_hash,
-        "n_prompts": len(prompts),
-        "seeds": list(seeds),
-        "steps": hm.steps,
-        "layers": layers,
-        "heads": heads,
+        **run_info(hm, the_suite, prompts, seeds),
         "metric": "correct",
         "detector": det.describe(),
         "baseline": {"strict": base_ci["mean"], "ci95": base_ci["ci95"]},
@@ -227,8 +226,7 @@ class _Runner:
 
         rows = []
         with self.hm.hooks(interventions=interventions) as hooks:
-            for i in range(0, len(self.jobs), self.batch_size):
-                batch = self.jobs[i : i + self.batch_size]
+            for batch in batches(self.jobs, self.batch_size):
                 images = self.hm.generate([p.prompt for p, _ in batch], [s for _, s in batch],
                                           hooks)
                 for (p, s), image in zip(batch, images):
@@ -244,12 +242,6 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
     tmp.replace(path)
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, unit="img", desc="ablate")
 
 
 __all__ = [

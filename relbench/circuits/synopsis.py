@@ -41,6 +41,7 @@ import numpy as np
 
 from relbench.circuits.attention import HookedModel, open_model
 from relbench.circuits.roles import IMAGE_CATEGORIES, TEXT_CATEGORIES, category_matrix
+from relbench.dit.checkpoint import replace_dir
 
 SYNOPSIS_JSON = "synopsis.json"
 SYNOPSIS_TENSORS = "synopsis.safetensors"
@@ -78,6 +79,26 @@ def load_suite(suite: str | Any) -> Any:
     return suite
 
 
+def run_info(
+    hm: HookedModel, suite: Any, prompts: Sequence[Any], seeds: Sequence[int]
+) -> dict[str, Any]:
+    """What a synopsis or an ablation was run on, the first fields of its JSON file: the model,
+    the suite (version, prompt hash), the number of prompts, the seeds, the sampling steps and the
+    model's layers × heads."""
+    layers, heads = hm.shape
+    return {
+        "model": hm.describe(),
+        "suite": suite.name,
+        "suite_version": suite.version,
+        "prompt_hash": suite.prompt_hash,
+        "n_prompts": len(prompts),
+        "seeds": list(seeds),
+        "steps": hm.steps,
+        "layers": layers,
+        "heads": heads,
+    }
+
+
 def synopsis(
     model: Any,
     suite: str | Any = "core",
@@ -113,27 +134,18 @@ def synopsis(
     det = load_detector(detector)
     acc = _Accumulator()
     jobs = [(p, s) for p in prompts for s in seeds]
-    bar = _progress(len(jobs), progress, "synopsis")
+    bar = progress_bar(len(jobs), progress, "synopsis")
     with hm.hooks(capture=True) as hooks:
-        for batch in _batches(jobs, batch_size):
+        for batch in batches(jobs, batch_size):
             images = hm.generate([p.prompt for p, _ in batch], [s for _, s in batch], hooks)
             captured = hooks.capture().numpy()  # (B, layers, heads, steps, N, 6)
             for (p, _), image, cap in zip(batch, images, captured):
                 acc.add(cap, image, p.spec, roles[p.prompt], det)
             bar.update(len(batch))
     bar.close()
-    layers, heads = hm.shape
-    result = acc.result(layers, heads, hm.steps)
+    result = acc.result(*hm.shape, hm.steps)
     result.info = {
-        "model": hm.describe(),
-        "suite": the_suite.name,
-        "suite_version": the_suite.version,
-        "prompt_hash": the_suite.prompt_hash,
-        "n_prompts": len(prompts),
-        "seeds": list(seeds),
-        "steps": hm.steps,
-        "layers": layers,
-        "heads": heads,
+        **run_info(hm, the_suite, prompts, seeds),
         "categories": {"image": list(IMAGE_CATEGORIES), "text": list(TEXT_CATEGORIES)},
         "n_images": acc.n_images,
         "n_bound": acc.n_bound,
@@ -258,11 +270,7 @@ class staged_dir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
-        old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-        if self.out.exists():
-            self.out.rename(old)
-        self.tmp.rename(self.out)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(self.tmp, self.out)
 
 
 def plot_heatmaps(result: Synopsis, folder: Path) -> list[Path]:
@@ -288,12 +296,14 @@ def plot_heatmaps(result: Synopsis, folder: Path) -> list[Path]:
     return paths
 
 
-def _batches(items: list, n: int) -> Iterator[list]:
+def batches(items: list, n: int) -> Iterator[list]:
+    """`items` in consecutive batches of `n` (the last may be shorter)."""
     for i in range(0, len(items), n):
         yield items[i : i + n]
 
 
-def _progress(total: int, enabled: bool, desc: str) -> Any:
+def progress_bar(total: int, enabled: bool, desc: str) -> Any:
+    """A tqdm bar counting images, silent unless `enabled` (library code never prints)."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, unit="img", desc=desc)
@@ -303,10 +313,13 @@ __all__ = [
     "SYNOPSIS_JSON",
     "SYNOPSIS_TENSORS",
     "Synopsis",
+    "batches",
     "load_suite",
     "load_synopsis",
     "plot_heatmaps",
+    "progress_bar",
     "rank_heads",
+    "run_info",
     "select_prompts",
     "staged_dir",
     "synopsis",

@@ -27,6 +27,7 @@ from relbench.dit.checkpoint import (
     CheckpointError,
     read_checkpoint,
     read_meta,
+    replace_dir,
     write_checkpoint,
 )
 from relbench.models.dit_adapter import BUNDLED_ROOT, list_bundled
@@ -69,13 +70,7 @@ def export_bundled(
     try:
         _write_bundle(stage, ckpt, parts, files["ema.safetensors"], int(step), state, card_text, log_path)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-            os.replace(stage, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(stage, out_dir)
+        replace_dir(stage, out_dir)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return out_dir

@@ -65,13 +65,20 @@ def write_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         json.dump(config, f, indent=2)
         f.flush()
         os.fsync(f.fileno())
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{os.getpid()}"
-        os.replace(path, old)
-        os.replace(tmp, path)
+    replace_dir(tmp, path)
+
+
+def replace_dir(stage: Path, dest: Path) -> None:
+    """Move the complete directory `stage` to `dest`, replacing any directory there: the old one
+    is renamed aside first and deleted last, so `dest` is only ever the old or the new whole."""
+    stage, dest = Path(stage), Path(dest)
+    if dest.exists():
+        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+        os.replace(dest, old)
+        os.replace(stage, dest)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(tmp, path)
+        os.replace(stage, dest)
 
 
 def read_meta(path: Path) -> dict[str, Any]:

@@ -148,6 +148,7 @@ def _files_hash(files: list[Path]) -> str:
     return h.hexdigest()
 
 
+@register_model("diffusers", prefix=True)
 def load_diffusers(
     path: str,
     *,
@@ -188,19 +189,4 @@ def load_diffusers(
         steps=DEFAULT_STEPS if steps is None else steps,
         guidance=DEFAULT_GUIDANCE if guidance is None else guidance,
         device=device, dtype=dtype, height=height, width=width,
-    )
-
-
-@register_model("diffusers", prefix=True)
-def _diffusers(
-    path: str,
-    steps: int | None = None,
-    guidance: float | None = None,
-    device: str = "cpu",
-    dtype: str = "float32",
-    height: int | None = None,
-    width: int | None = None,
-) -> DiffusersModel:
-    return load_diffusers(
-        path, steps=steps, guidance=guidance, device=device, dtype=dtype, height=height, width=width
     )

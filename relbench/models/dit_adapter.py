@@ -9,13 +9,16 @@ a model is built, so listing models stays cheap.
 from __future__ import annotations
 
 import functools
+import inspect
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
 from relbench.models.api import GenerationRequest, NoImage
 from relbench.models.registry import register_model
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "bundled"
 """Where bundled models live (package data of relbench)."""
@@ -115,54 +118,55 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return latest
 
 
-def load_dit(
-    name: str,
-    path: str | Path,
-    *,
-    steps: int | None = None,
-    guidance: float | None = None,
-    batch_size: int = 32,
-    output_size: int = 128,
-    shift: float | None = None,
-    bf16: bool = False,
-) -> DiTModel:
-    """Load the checkpoint at `path` (EMA weights; checksums verified) as the model `name`.
-    Batch size does not change the images (each image's noise comes from its own seed)."""
+def _takes_sampling_options(factory: _F) -> _F:
+    """Declare that `factory(..., **options)` takes exactly the sampling options of `DiTModel`.
+
+    The options (steps, guidance, batch_size, output_size, shift, bf16) and their defaults are
+    spelled out once, in `DiTModel.__init__`; `load_dit` and the registry factories forward them.
+    Giving the forwarders that signature keeps `help()` readable and the registry's argument
+    check exact (`load_model("rtep-micro", step=2)` is refused with the list of options), and a
+    direct call with an unknown option fails before any weights are read."""
+    own = inspect.signature(factory)
+    options = [
+        p for p in inspect.signature(DiTModel.__init__).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name != "path"  # path is where the weights were found
+    ]
+    params = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    sig = own.replace(parameters=params + options)
+
+    @functools.wraps(factory)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as e:  # as Python's own: "load_dit() got an unexpected keyword ..."
+            raise TypeError(f"{factory.__name__}() {e}") from None
+        return factory(*args, **kwargs)
+
+    checked.__signature__ = sig  # type: ignore[attr-defined]
+    return checked  # type: ignore[return-value]
+
+
+@_takes_sampling_options
+def load_dit(name: str, path: str | Path, **options: Any) -> DiTModel:
+    """Load the checkpoint at `path` (EMA weights; checksums verified) as the model `name`, with
+    the sampling `options` of `DiTModel`. Batch size does not change the images (each image's
+    noise comes from its own seed)."""
     try:
         from relbench.dit.sample import load_pipeline
     except ImportError as e:
         raise ImportError(f"model {name!r} needs the dit extra: pip install 'relbench[dit]'") from e
     ckpt = resolve_checkpoint(path)
-    return DiTModel(
-        name, load_pipeline(ckpt), path=str(ckpt), steps=steps, guidance=guidance,
-        batch_size=batch_size, output_size=output_size, shift=shift, bf16=bf16,
-    )
+    return DiTModel(name, load_pipeline(ckpt), path=str(ckpt), **options)
 
 
-def _bundled(
-    name: str,
-    steps: int | None = None,
-    guidance: float | None = None,
-    batch_size: int = 32,
-    output_size: int = 128,
-    shift: float | None = None,
-    bf16: bool = False,
-) -> DiTModel:
-    model = load_dit(name, BUNDLED_ROOT / name, steps=steps, guidance=guidance,
-                     batch_size=batch_size, output_size=output_size, shift=shift, bf16=bf16)
+@_takes_sampling_options
+def _bundled(name: str, **options: Any) -> DiTModel:
+    model = load_dit(name, BUNDLED_ROOT / name, **options)
     model.path = f"bundled/{name}"  # not the install location, which differs between machines
     return model
 
 
 @register_model("dit", prefix=True)
-def _dit(
-    path: str,
-    steps: int | None = None,
-    guidance: float | None = None,
-    batch_size: int = 32,
-    output_size: int = 128,
-    shift: float | None = None,
-    bf16: bool = False,
-) -> DiTModel:
-    return load_dit(f"dit:{path}", path, steps=steps, guidance=guidance,
-                    batch_size=batch_size, output_size=output_size, shift=shift, bf16=bf16)
+@_takes_sampling_options
+def _dit(path: str, **options: Any) -> DiTModel:
+    return load_dit(f"dit:{path}", path, **options)

@@ -1,0 +1,41 @@
+"""What the DiT benchmarks share: their model options and the pipeline those options describe.
+
+A forward pass costs the same whatever the weights, so without `--checkpoint` each benchmark
+times a freshly initialised model of `--preset` (seeded, so runs are comparable).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def dit_parser(doc: str | None, *, threads: int) -> argparse.ArgumentParser:
+    """An argument parser (help text `doc`) with the options every DiT benchmark takes:
+    --checkpoint, --preset, --steps, --batch-size and --threads (default `threads`)."""
+    p = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--checkpoint", default=None, help="a DiT checkpoint (default: random weights)")
+    p.add_argument("--preset", default="micro", help="model size when no checkpoint is given")
+    p.add_argument("--steps", type=int, default=14)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=threads, help="torch CPU threads")
+    return p
+
+
+def dit_pipeline(a: argparse.Namespace, *, encoder: str = "rtep", objective: str = "eps") -> Any:
+    """Set torch's thread count, then load `a.checkpoint`'s `DiTPipeline`, or build a random one
+    of `a.preset` with `encoder` and `objective`."""
+    import torch
+
+    from relbench.dit.model import ModelConfig
+    from relbench.dit.sample import DiTPipeline, build_parts, load_pipeline
+
+    torch.set_num_threads(a.threads)
+    if a.checkpoint:
+        return load_pipeline(Path(a.checkpoint))
+    torch.manual_seed(0)
+    net, enc = build_parts(ModelConfig(preset=a.preset, encoder=encoder))
+    return DiTPipeline(net, enc, objective)
