@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from relbench.models import GenerationRequest, NoImage, T2IModel, load_model
-from relbench.runlog import RunInfo, git_commit
+from relbench.runlog import RunInfo, git_commit, write_json_atomic
 
 SAMPLES = "samples.jsonl"
 SHARD_SAMPLES = "samples.rank{rank}.jsonl"
@@ -111,13 +111,13 @@ def run_eval(cfg: EvalConfig, out_dir: Path, *, progress: bool = True, model: T2
         if folded:  # the rows this run appended after a sharded run's go back into canonical order
             _fold_shards(out_dir, order, force=True)
         summary = build_summary(info, read_samples(samples_path))
-        _write_json_atomic(out_dir / SUMMARY, summary)
+        write_json_atomic(out_dir / SUMMARY, summary)
         return summary
     if grouped:
         barrier()  # every shard is complete
         if proc.is_main:
             _fold_shards(out_dir, order)
-            _write_json_atomic(out_dir / SUMMARY, build_summary(info, read_samples(samples_path)))
+            write_json_atomic(out_dir / SUMMARY, build_summary(info, read_samples(samples_path)))
         barrier()  # summary.json is written
         return json.loads((out_dir / SUMMARY).read_text())
     # No process group: whichever process sees every job done merges (a race between two such
@@ -127,7 +127,7 @@ def run_eval(cfg: EvalConfig, out_dir: Path, *, progress: bool = True, model: T2
     if merged or set(order) <= {r["sample_id"] for r in rows}:
         summary = build_summary(info, rows)
         if merged:
-            _write_json_atomic(out_dir / SUMMARY, summary)
+            write_json_atomic(out_dir / SUMMARY, summary)
         return summary
     summary = build_summary(info, read_samples(write_path))
     summary["status"] = "partial"
@@ -412,7 +412,7 @@ def rescore_run(
     rescored_from = {"run_dir": str(run.path), **old}
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(out_dir / RUN_INFO, {**info.model_dump(), "rescored_from": rescored_from})
+    write_json_atomic(out_dir / RUN_INFO, {**info.model_dump(), "rescored_from": rescored_from})
     bar = _progress(len(rows), 0, progress)
     new_rows = []
     with open(out_dir / SAMPLES, "w", encoding="utf-8") as f:
@@ -430,7 +430,7 @@ def rescore_run(
     bar.close()
     summary = build_summary(info, new_rows)
     summary["rescored_from"] = rescored_from
-    _write_json_atomic(out_dir / SUMMARY, summary)
+    write_json_atomic(out_dir / SUMMARY, summary)
     return summary
 
 
@@ -458,7 +458,7 @@ def _check_or_write_info(out_dir: Path, info: RunInfo) -> None:
                 f"{', '.join(diff)}); use a new --out directory to start another run"
             )
         return
-    _write_json_atomic(path, info.model_dump())
+    write_json_atomic(path, info.model_dump())
 
 
 def _score(image: Any, spec, detector, error: str | None) -> dict:
@@ -511,12 +511,6 @@ def _save_image(out_dir: Path, sample_id: str, image: np.ndarray) -> str:
     (out_dir / rel).parent.mkdir(exist_ok=True)
     cv2.imwrite(str(out_dir / rel), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return str(rel)
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: ranks may race
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def _batches(items: list, n: int) -> Iterator[list]:

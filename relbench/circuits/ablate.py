@@ -16,8 +16,6 @@ an empty ablation gives delta 0 exactly.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 
 from relbench.circuits.attention import HookedModel, Intervention, check_interventions, open_model
 from relbench.circuits.roles import check_roles
+from relbench.runlog import write_json_atomic
 from relbench.circuits.synopsis import (
     DEFAULT_SEEDS,
     batches,
@@ -234,14 +233,6 @@ class _Runner:
                     rows.append(row | _score(image, p.spec, self.det, None))
                 self.bar.update(len(batch))
         return rows
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
 
 
 __all__ = [

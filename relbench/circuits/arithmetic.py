@@ -345,14 +345,9 @@ def run_arithmetic(
 
 def write_report(result: Mapping[str, Any], path: Any) -> None:
     """Write an arithmetic result as JSON (atomically)."""
-    import json
-    from pathlib import Path
+    from relbench.runlog import write_json_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
+    write_json_atomic(path, result)
 
 
 __all__ = [

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from relbench.runlog import write_json_atomic
 from relbench.scene import DIRECTION, RELATIONS, check_relation
 
 SCREEN_FILE = "screen.json"
@@ -377,9 +378,7 @@ def write_screen(doc: Mapping[str, Any], out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SCREEN_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(path)
+    write_json_atomic(path, doc)
     return path
 
 
