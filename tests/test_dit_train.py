@@ -204,3 +204,21 @@ def test_logit_normal_noise_levels_favour_high_noise():
     x0 = torch.zeros(512, 3, 4, 4)
     _, t, _ = NoiseProcess("eps", time_mean=1.5, time_std=1.0).corrupt(x0, gen)
     assert t.min() >= 0 and t.max() <= 999 and float(t.float().median()) > 700
+
+
+def test_colour_layout_diagnostic_reads_true_layouts_and_refuses_what_it_cannot_judge():
+    from relbench.baselines import oracle_image
+    from relbench.dit.train import colour_layout_correct
+    from relbench.suites import get_suite, parse_prompt
+
+    prompts = get_suite("core").prompts[:16]
+    verdicts = [colour_layout_correct(oracle_image(p.spec, 0, 64), p.spec) for p in prompts]
+    assert all(v is True for v in verdicts)
+    inverse = {"above": "below", "below": "above", "left": "right", "right": "left"}
+    p = next(p for p in prompts if p.spec.relation in inverse)
+    wrong = type(p.spec)(p.spec.subject, inverse[p.spec.relation], p.spec.reference)
+    assert colour_layout_correct(oracle_image(p.spec, 0, 64), wrong) is False
+    blank = np.full((64, 64, 3), 128, np.uint8)
+    assert colour_layout_correct(blank, p.spec) is None
+    shapes_only = parse_prompt("square is above circle")  # no colour words: nothing to judge by
+    assert colour_layout_correct(oracle_image(p.spec, 0, 64), shapes_only) is None

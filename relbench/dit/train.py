@@ -433,7 +433,42 @@ def evaluate_suite(
     rows = [score_image(img, p.spec, det).to_dict() for img, (p, _) in zip(images, jobs)]
     strict = [bool(r.get("relation_strict")) for r in rows]
     overall = [bool(r.get("correct")) for r in rows]
-    return {"n": len(rows), "strict_accuracy": float(np.mean(strict)), "overall": float(np.mean(overall))}
+    layout = [colour_layout_correct(img, p.spec) for img, (p, _) in zip(images, jobs)]
+    judged = [x for x in layout if x is not None]
+    return {
+        "n": len(rows), "strict_accuracy": float(np.mean(strict)), "overall": float(np.mean(overall)),
+        "colour_layout": float(np.mean(judged)) if judged else None, "colour_layout_n": len(judged),
+    }
+
+
+COLOUR_TOLERANCE = 100
+"""Max RGB distance of a pixel from a pure palette colour to count as that colour (diagnostic)."""
+
+
+def colour_layout_correct(image: np.ndarray, spec: Any) -> bool | None:
+    """A training diagnostic that does not need shapes: does the relation rule, applied to the
+    centroids of the subject's and reference's colour pixels, give the prompt's relation?
+
+    None when the two objects share a colour, a colour is unsaid, or either colour covers fewer
+    than 3 pixels. Early in training a model draws colour blobs long before recognisable shapes,
+    so this moves when strict accuracy (which needs the shapes) cannot; chance is about 0.14 on
+    `core`, true layouts score 0.97 at 32 px.
+    """
+    from relbench.scene import COLOR_RGB, strict_relation
+
+    colours = (spec.subject.color, spec.reference.color)
+    if None in colours or colours[0] == colours[1] or any(c not in COLOR_RGB for c in colours):
+        return None
+    img = np.asarray(image, dtype=np.float32)  # (H, W, 3)
+    centres = []
+    for c in colours:
+        mask = np.linalg.norm(img - np.asarray(COLOR_RGB[c], np.float32), axis=-1) < COLOUR_TOLERANCE
+        if mask.sum() < 3:
+            return None
+        ys, xs = np.nonzero(mask)
+        centres.append(((xs.mean() + 0.5) / img.shape[1], (ys.mean() + 0.5) / img.shape[0]))
+    (xs_, ys_), (xr, yr) = centres
+    return strict_relation(xs_ - xr, ys_ - yr) == spec.relation
 
 
 def train(
