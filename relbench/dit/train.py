@@ -454,20 +454,18 @@ def colour_layout_correct(image: np.ndarray, spec: Any) -> bool | None:
     so this moves when strict accuracy (which needs the shapes) cannot; chance is about 0.14 on
     `core`, true layouts score 0.97 at 32 px.
     """
+    from relbench.render import mask_centroid
     from relbench.scene import COLOR_RGB, strict_relation
 
     colours = (spec.subject.color, spec.reference.color)
     if None in colours or colours[0] == colours[1] or any(c not in COLOR_RGB for c in colours):
         return None
     img = np.asarray(image, dtype=np.float32)  # (H, W, 3)
-    centres = []
-    for c in colours:
-        mask = np.linalg.norm(img - np.asarray(COLOR_RGB[c], np.float32), axis=-1) < COLOUR_TOLERANCE
-        if mask.sum() < 3:
-            return None
-        ys, xs = np.nonzero(mask)
-        centres.append(((xs.mean() + 0.5) / img.shape[1], (ys.mean() + 0.5) / img.shape[0]))
-    (xs_, ys_), (xr, yr) = centres
+    masks = [np.linalg.norm(img - np.asarray(COLOR_RGB[c], np.float32), axis=-1) < COLOUR_TOLERANCE
+             for c in colours]  # 2 × (H, W)
+    if any(m.sum() < 3 for m in masks):
+        return None
+    (xs_, ys_), (xr, yr) = (mask_centroid(m) for m in masks)
     return strict_relation(xs_ - xr, ys_ - yr) == spec.relation
 
 

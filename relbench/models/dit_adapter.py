@@ -60,10 +60,9 @@ class DiTModel:
         self.guidance = DEFAULT_GUIDANCE if guidance is None else guidance
         self.batch_size, self.output_size = batch_size, output_size
         if shift is not None:  # else the checkpoint's own (recorded at export), default 1
-            if pipeline.objective != "flow":
-                raise ValueError(f"shift applies to flow models only; {name!r} is {pipeline.objective!r}")
-            if shift <= 0:
-                raise ValueError(f"shift must be positive, got {shift}")
+            from relbench.dit.objectives import sampling_scheduler
+
+            sampling_scheduler(pipeline.objective, shift)  # refuses shift <= 0 or a non-flow model
             pipeline.shift = float(shift)
         pipeline.bf16 = bool(bf16)
         if self.steps < 1 or batch_size < 1 or output_size < 1:
