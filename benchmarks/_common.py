@@ -13,12 +13,15 @@ from typing import Any
 
 def dit_parser(doc: str | None, *, threads: int) -> argparse.ArgumentParser:
     """An argument parser (help text `doc`) with the options every DiT benchmark takes:
-    --checkpoint, --preset, --steps, --batch-size and --threads (default `threads`)."""
+    --checkpoint, --preset, --image-size, --patch-size (the bundled configs' 64 px, patch 8, i.e.
+    8 × 8 tokens), --steps, --batch-size and --threads (default `threads`)."""
     p = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--checkpoint", default=None, help="a DiT checkpoint (default: random weights)")
     p.add_argument("--preset", default="micro", help="model size when no checkpoint is given")
+    p.add_argument("--image-size", type=int, default=64, help="pixels, when no checkpoint is given")
+    p.add_argument("--patch-size", type=int, default=8, help="when no checkpoint is given")
     p.add_argument("--steps", type=int, default=14)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=threads, help="torch CPU threads")
@@ -37,5 +40,6 @@ def dit_pipeline(a: argparse.Namespace, *, encoder: str = "rtep", objective: str
     if a.checkpoint:
         return load_pipeline(Path(a.checkpoint))
     torch.manual_seed(0)
-    net, enc = build_parts(ModelConfig(preset=a.preset, encoder=encoder))
+    net, enc = build_parts(ModelConfig(preset=a.preset, encoder=encoder, image_size=a.image_size,
+                                       patch_size=a.patch_size))
     return DiTPipeline(net, enc, objective)

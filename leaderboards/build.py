@@ -4,6 +4,7 @@
     python leaderboards/build.py --runs-only    # only the evaluations
     python leaderboards/build.py --board-only   # only the tables, page and plots
     python leaderboards/build.py --models oracle chance rte-micro
+    python leaderboards/build.py --models rtep-micro --suites core   # core and its perturbations only
 
 Each (model, suite) is one run log under `runs/<model>/<suite>/` (run.json, samples.jsonl,
 summary.json; no images), seeds 0-3: `core` with every registered perturbation, and every other
@@ -68,9 +69,9 @@ def matches(run_dir: Path, want: dict) -> bool:
     return have == want
 
 
-def run_model(name: str, quiet: bool, rerun: bool = False) -> int:
-    """Run every missing or stale evaluation of one model (all of them with `rerun`); the
-    number of runs made."""
+def run_model(name: str, quiet: bool, rerun: bool = False, suites: list[str] | None = None) -> int:
+    """Run every missing or stale evaluation of one model (all of them with `rerun`), on
+    `suites` only when given; the number of runs made."""
     try:
         model = load_model(name)
     except (ValueError, ImportError, FileNotFoundError, OSError) as e:
@@ -78,6 +79,8 @@ def run_model(name: str, quiet: bool, rerun: bool = False) -> int:
         return 0
     made = 0
     for suite, perts in plan():
+        if suites is not None and suite not in suites:
+            continue
         out = RUNS / name / suite
         want = expected_info(model.describe(), suite, perts)
         current = matches(out, want) and not rerun
@@ -108,13 +111,15 @@ def main(argv: list[str] | None = None) -> None:
     step.add_argument("--runs-only", action="store_true", help="run evaluations, skip the board")
     step.add_argument("--board-only", action="store_true", help="build the board from the runs")
     parser.add_argument("--models", nargs="+", default=MODELS, help="models to evaluate")
+    parser.add_argument("--suites", nargs="+", default=None, choices=list_suites(),
+                        help="evaluate only these suites (default: all)")
     parser.add_argument("--rerun", action="store_true",
                         help="run the chosen models' evaluations again even if up to date")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if not args.board_only:
         for name in args.models:
-            run_model(name, args.quiet, args.rerun)
+            run_model(name, args.quiet, args.rerun, args.suites)
     if not args.runs_only:
         doc = build_board()
         print(f"board: {len(doc['rows'])} rows → {HERE} ({', '.join(doc['files'][:6])})")

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from relbench.models import GenerationRequest, list_models, load_model
 from relbench.runner import SAMPLES, EvalConfig, read_samples, run_eval
 
+ROOT = Path(__file__).resolve().parents[1]
+
 PROMPTS = [
     "red square is above blue circle",
     "blue triangle is to the left of red square",
@@ -302,6 +304,37 @@ def test_bundled_model_is_listed_loaded_and_scored(bundled, trained):
     for path in (bundled, out / "checkpoints" / "step_0000002", out):
         other = load_model(f"dit:{path}", steps=2, guidance=3.0)
         assert np.array_equal(other.generate([GenerationRequest(PROMPTS[0], 0)])[0], image)
+
+
+def test_bundle_script_writes_a_card_from_the_files_and_quotes_only_its_own_eval(bundled, trained, tmp_path):
+    import importlib.util
+
+    from relbench.dit.bundle import verify_bundle
+    from relbench.runner import EvalConfig, run_eval
+
+    spec = importlib.util.spec_from_file_location("bundle_script", ROOT / "scripts" / "bundle.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out, _ = trained
+    ckpt = out / "checkpoints" / "step_0000002"
+    args = ["--checkpoint", str(ckpt), "--log", str(out / "log.jsonl"), "--name", "rtep-micro",
+            "--root", str(bundled.parent)]
+    script.main(args)
+    card = (bundled / "README.md").read_text()
+    assert "| objective | eps |" in card and "2 optimizer steps" in card and "Not evaluated yet." in card
+    verify_bundle(bundled)
+    prompts = _prompts_file(tmp_path)
+    run = tmp_path / "run"
+    run_eval(EvalConfig("rtep-micro", f"file:{prompts}", seeds=[0], model_args={"steps": 2}), run, progress=False)
+    script.main(args + ["--eval", str(run), "--note", "A test."])
+    card = (bundled / "README.md").read_text()
+    overall = json.loads((run / "summary.json").read_text())["metrics"]["overall"]
+    assert f"| overall (strict relation ∧ shapes ∧ colours) | {overall:.3f}" in card and "A test." in card
+    other = tmp_path / "chance"
+    run_eval(EvalConfig("chance", f"file:{prompts}", seeds=[0]), other, progress=False)
+    with pytest.raises(SystemExit, match="evaluated weights None"):
+        script.main(args + ["--eval", str(other)])
+    assert "A test." in (bundled / "README.md").read_text()  # the refused card was not written
 
 
 def test_eval_cli_sampling_options_and_model_names(bundled, tmp_path):

@@ -55,7 +55,7 @@ def test_config_load_with_typed_overrides(tmp_path):
     with pytest.raises(ValueError, match="did you mean 'preset'"):
         TrainConfig.load(path, ["model.prest=B"])
     with pytest.raises(ValueError, match="objective"):
-        TrainConfig.load(path, ["objective=x0"])
+        TrainConfig.load(path, ["objective=score"])
 
 
 def test_bundled_configs_validate():
@@ -67,7 +67,7 @@ def test_bundled_configs_validate():
         TrainConfig.load(f)
 
 
-@pytest.mark.parametrize("objective", ["eps", "v", "flow"])
+@pytest.mark.parametrize("objective", ["eps", "v", "flow", "x0"])
 def test_training_lowers_loss_on_fixed_batch(tmp_path, objective):
     t = _trainer(tiny_config(objective=objective, warmup_steps=1, lr=3e-3), tmp_path)
     images, captions = toy_source(0, 0, 8)
@@ -147,7 +147,7 @@ def test_checkpoint_not_matching_config_clear_error(tmp_path):
         load_pipeline(path)
 
 
-@pytest.mark.parametrize("objective", ["eps", "flow"])
+@pytest.mark.parametrize("objective", ["eps", "flow", "x0"])
 def test_sampling_is_deterministic_and_batch_independent(tmp_path, objective):
     t = _trainer(tiny_config(objective=objective), tmp_path)
     t.run(stop_at=3)
@@ -159,6 +159,16 @@ def test_sampling_is_deterministic_and_batch_independent(tmp_path, objective):
     assert all(x.shape == (32, 32, 3) and x.dtype == np.uint8 for x in a)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert c[0].shape == (SIZE, SIZE, 3) and not np.array_equal(a[0][::2, ::2], c[0])
+
+
+def test_checkpoints_carry_the_sampler_shift_their_config_names(tmp_path):
+    t = _trainer(tiny_config(objective="x0", sample_shift=3.0), tmp_path)
+    t.run(stop_at=3)
+    assert t.pipeline().shift == 3.0
+    pipe = load_pipeline(latest_checkpoint(tmp_path))
+    assert pipe.shift == 3.0 and pipe.describe()["shift"] == 3.0
+    with pytest.raises(ValueError):
+        tiny_config(sample_shift=0)
 
 
 def test_latent_space_training_and_sampling(tmp_path):
@@ -222,3 +232,32 @@ def test_colour_layout_diagnostic_reads_true_layouts_and_refuses_what_it_cannot_
     assert colour_layout_correct(blank, p.spec) is None
     shapes_only = parse_prompt("square is above circle")  # no colour words: nothing to judge by
     assert colour_layout_correct(oracle_image(p.spec, 0, 64), shapes_only) is None
+
+
+def test_x0_preconditioning_has_unit_variance_targets_and_exact_velocities():
+    from relbench.dit.objectives import SIGMA_DATA, NoiseProcess, edm_coefficients, sampling_scheduler, to_velocity
+
+    gen = torch.Generator().manual_seed(0)
+    for s in (0.02, 0.3, 0.7, 0.98):
+        x0 = torch.randn(4096, 8, generator=gen) * SIGMA_DATA
+        noise = torch.randn(4096, 8, generator=gen)
+        x_t = (1 - s) * x0 + s * noise
+        c_skip, c_out = edm_coefficients(torch.tensor(s))
+        target = (x0 - c_skip * x_t) / c_out
+        assert abs(float(target.std()) - 1.0) < 0.03
+        # a network that outputs its target exactly gives the exact flow velocity noise − x0
+        assert torch.allclose(to_velocity("x0", target, x_t, s), noise - x0, atol=1e-4)
+    # at high noise the network's output is the image itself, at low noise x_t is passed through
+    c_skip, c_out = edm_coefficients(torch.tensor([0.999, 0.001]))
+    assert float(c_skip[0]) < 0.01 and abs(float(c_out[0]) - SIGMA_DATA) < 0.01
+    assert abs(float(c_skip[1]) - 1.0) < 0.01 and float(c_out[1]) < 0.01
+    # training draws the same path and the target above
+    x0 = torch.rand(64, 3, 4, 4) - 0.5
+    x_t, t, target = NoiseProcess("x0").corrupt(x0, torch.Generator().manual_seed(1))
+    s = (t / 1000).view(-1, 1, 1, 1)
+    c_skip, c_out = edm_coefficients(s)
+    assert torch.allclose(c_skip * x_t + c_out * target, x0, atol=1e-5)
+    assert type(sampling_scheduler("x0", shift=2.0)).__name__ == "FlowMatchEulerDiscreteScheduler"
+    assert torch.equal(to_velocity("flow", x0, x_t, 0.5), x0)
+    with pytest.raises(ValueError, match="flow-path"):
+        to_velocity("eps", x0, x_t, 0.5)

@@ -19,7 +19,7 @@ from relbench.dit.autoencoder import AutoencoderConfig, TinyAutoencoder, to_uint
 from relbench.dit.checkpoint import load_into, read_checkpoint
 from relbench.dit.encoders import TextEncoder, load_encoder
 from relbench.dit.model import DiT, ModelConfig
-from relbench.dit.objectives import sampling_scheduler
+from relbench.dit.objectives import FLOW_PATH, sampling_scheduler, to_velocity
 
 DEFAULT_STEPS = 14
 DEFAULT_GUIDANCE = 4.5
@@ -99,6 +99,8 @@ class DiTPipeline:
                 out = self.model(torch.cat([x, x]), tt, states, mask).float()  # (2B, C, S, S)
             cond, uncond = out.chunk(2)
             pred = uncond + guidance * (cond - uncond)
+            if self.objective in FLOW_PATH:  # the Euler scheduler steps on the velocity
+                pred = to_velocity(self.objective, pred, x, float(t) / scheduler.config.num_train_timesteps)
             x = scheduler.step(pred, t, x, return_dict=False)[0]
         if self.autoencoder is not None:
             x = self.autoencoder.decode(x)  # (B, 3, H, W)

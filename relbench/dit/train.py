@@ -33,6 +33,7 @@ from relbench.dit.checkpoint import (
     write_checkpoint,
 )
 from relbench.dit.encoders import TextEncoder
+from relbench.dit.layouts import LayoutConfig
 from relbench.dit.model import DiT, ModelConfig
 from relbench.dit.objectives import NoiseProcess
 from relbench.dit.sample import DiTPipeline, build_parts
@@ -52,7 +53,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelConfig = Field(default_factory=ModelConfig)
-    objective: Literal["eps", "v", "flow"] = "eps"
+    objective: Literal["eps", "v", "flow", "x0"] = "eps"
     time_mean: float = 0.0
     time_std: float = 0.0
     """Training noise levels: uniform when time_std is 0, else logit-normal (SD3)."""
@@ -80,6 +81,12 @@ class TrainConfig(BaseModel):
     eval_seeds: list[int] = Field(default_factory=lambda: [0])
     eval_steps: int = 14
     eval_guidance: float = 4.5
+    sample_shift: float = Field(1.0, gt=0.0)
+    """Flow-path sampler time shift that fits these noise levels (SD3's shift: larger images
+    decide their layout at higher noise). Used by the periodic evaluation and stored in every
+    checkpoint as its default sampling setting."""
+    layout: LayoutConfig = Field(default_factory=LayoutConfig)
+    """Training layouts: the paper's by default, or a relation-balanced curriculum."""
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     autoencoder_steps: int = 1500
     autoencoder_batch: int = 64
@@ -123,16 +130,19 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
             model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
 
 
-def renderer_source(image_size: int, seed: int) -> Source:
+def renderer_source(image_size: int, seed: int, layout: LayoutConfig | None = None) -> Source:
     """Random training scenes rendered at `image_size` with paper captions (relbench.render and
-    relbench.data), a pure function of (seed, step, rank)."""
+    relbench.data), a pure function of (seed, step, rank). `layout` picks where the objects go
+    (relbench.dit.layouts; default the paper's layouts)."""
     from relbench.data import sample_caption
+    from relbench.dit.layouts import training_scene
     from relbench.render import render
-    from relbench.scene import random_scene
+
+    layout = layout or LayoutConfig()
 
     def source(step: int, rank: int, batch_size: int) -> Batch:
         rng = random.Random(f"train:{seed}:{rank}:{step}")
-        scenes = [random_scene(rng) for _ in range(batch_size)]
+        scenes = [training_scene(rng, layout, step) for _ in range(batch_size)]
         images = np.stack([render(s, image_size) for s in scenes])
         return images, [sample_caption(s, rng) for s in scenes]
 
@@ -189,7 +199,7 @@ class Trainer:
             distributed.init_process_group("gloo")  # before the autoencoder, which rank 0 sends
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
-        self.source = source or renderer_source(config.model.image_size, config.seed)
+        self.source = source or renderer_source(config.model.image_size, config.seed, config.layout)
         self.evaluator = evaluator if evaluator is not None else _core_evaluator(config)
         torch.manual_seed(config.seed)
         self.model, self.encoder = build_parts(config.model, encoder)
@@ -215,6 +225,7 @@ class Trainer:
             "objective": self.config.objective,
             "autoencoder": self.autoencoder.config.model_dump() if self.autoencoder else None,
             "train": self.config.model_dump(),
+            "sampling": {"shift": self.config.sample_shift},
         }
 
     def save(self) -> Path:
@@ -312,7 +323,8 @@ class Trainer:
         """A sampling pipeline over the current (EMA) weights."""
         model = DiT(self.config.model, self.encoder.dim)
         model.load_state_dict(self.ema.shadow if use_ema else self.model.state_dict())
-        return DiTPipeline(model, self.encoder, self.config.objective, self.autoencoder)
+        return DiTPipeline(model, self.encoder, self.config.objective, self.autoencoder,
+                           shift=self.config.sample_shift)
 
     def loss_on(self, images: np.ndarray, captions: list[str], gen: torch.Generator) -> torch.Tensor:
         """The objective's loss on one batch (noise, times and dropout drawn from `gen`)."""

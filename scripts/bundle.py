@@ -1,0 +1,146 @@
+"""Export a training checkpoint as a bundled model (relbench/bundled/NAME) with its model card.
+
+    python scripts/bundle.py --checkpoint RUN/checkpoints/step_0008000 --log RUN/log.jsonl \
+        --name rtep-micro [--eval leaderboards/runs/rtep-micro/core] [--note "text"]
+
+The card is written from what the files say: the training config stored in the checkpoint
+(data, recipe, sampler), its step and training seconds, this machine, and — with `--eval` — the
+accuracy on `core` from a finished `relbench eval` run of the exported model (its summary.json;
+the run's checkpoint hash must be the exported EMA weights' hash, so a card cannot quote another
+model's numbers). Re-running with `--eval` after the evaluation rewrites the card; the weights,
+and so the model's checkpoint hash, stay the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, Any]]:
+    m, lay = train["model"], train.get("layout", {})
+    if lay.get("balance_relations") or lay.get("spread_start", 1.0) < 1.0:
+        layout = (
+            f"curriculum (`relbench.dit.layouts`): relations balanced = {lay.get('balance_relations')}, "
+            f"λ_min {lay.get('spread_start')} → 1 over {lay.get('spread_ramp_steps')} steps, "
+            f"canonical distance {lay.get('canonical_distance')}"
+        )
+    else:
+        layout = "the paper's (centres uniform in [17, 111]/128)"
+    noise = (
+        "uniform" if not train.get("time_std") else
+        f"logit-normal(mean {train['time_mean']}, std {train['time_std']})"
+    )
+    return [
+        ("size preset", f"{m['preset']} (head dim {m['head_dim']})"),
+        ("text encoder", m["encoder"]),
+        ("input", f"{m['space']}, {m['image_size']} px, patch {m['patch_size']} "
+                  f"({m['image_size'] // m['patch_size']}×{m['image_size'] // m['patch_size']} tokens)"),
+        ("layouts", layout),
+        ("captions", "the paper's: 22 phrases, each colour word kept with p = 0.5"),
+        ("objective", train["objective"]),
+        ("noise levels", noise),
+        ("batch / lr / warm-up", f"{train['batch_size']} / {train['lr']} / {train['warmup_steps']}"),
+        ("EMA decay / caption dropout", f"{train['ema_decay']} / {train['caption_dropout']}"),
+        ("bf16 autocast", train["bf16"]),
+        ("sampler", f"Euler (flow path), shift {sampling.get('shift', 1.0)}; relbench defaults 14 steps, CFG 4.5"),
+    ]
+
+
+def _evaluated_hash(eval_dir: Path) -> str | None:
+    return json.loads((eval_dir / "run.json").read_text()).get("model", {}).get("checkpoint_hash")
+
+
+def _accuracy(eval_dir: Path) -> str:
+    run = json.loads((eval_dir / "run.json").read_text())
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    m = summary["metrics"]
+    lo, hi = m["overall_ci95"]
+    lines = [
+        f"`relbench eval --model NAME --suite {run.get('suite')}`, seeds {run.get('seeds')}: "
+        f"{m['n_scored']} images scored ({m['n_unscorable']} unscorable).",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| overall (strict relation ∧ shapes ∧ colours) | {m['overall']:.3f} [95 % CI {lo:.3f}–{hi:.3f}] |",
+        f"| strict relation | {m['relation_strict']:.3f} |",
+        f"| loose relation | {m['relation_loose']:.3f} |",
+        f"| shapes / colours found | {m['shape']:.3f} / {m['color']:.3f} |",
+    ]
+    rel = m["breakdowns"]["relation"]
+    lines.append("| per relation | " + ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in rel.items()) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--log", type=Path, required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--eval", type=Path, default=None, help="a finished `relbench eval` run on core")
+    p.add_argument("--note", default="", help="text for the card's 'Status' section")
+    p.add_argument("--threads", type=int, default=1, help="torch threads the run trained with")
+    p.add_argument("--root", type=Path, default=None, help="bundled models' folder (default relbench/bundled)")
+    a = p.parse_args(argv)
+
+    import torch
+
+    from relbench.dit.bundle import BUNDLED_ROOT, export_bundled
+    from relbench.dit.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(a.checkpoint, ["ema"])
+    train, state = ckpt.meta["train"], ckpt.state or {}
+    sampling = ckpt.meta.get("sampling") or {}
+    out = (a.root or BUNDLED_ROOT) / a.name
+    recipe = "\n".join(f"| {k} | {v} |" for k, v in _recipe(train, sampling))
+    hw = (f"{platform.machine()} CPU, {os.cpu_count()} cores shared by two training runs, "
+          f"{a.threads} torch thread(s), torch {torch.__version__}, {platform.system()}")
+    card = [
+        f"# {a.name}",
+        "",
+        "A PixArt-style DiT (diffusers `PixArtTransformer2DModel`) trained from scratch by relbench "
+        "on images from its renderer (two flat shapes, one red and one blue, on grey), with "
+        f"`relbench train` and the config below ({ROOT.name}/configs/train/).",
+        "",
+        "## Recipe",
+        "",
+        "| field | value |",
+        "|---|---|",
+        recipe,
+        "",
+        "## Training",
+        "",
+        f"{state.get('step')} optimizer steps ({int(state.get('step', 0)) * train['batch_size']:,} "
+        f"training images), {float(state.get('wall_s', 0)) / 60:.1f} minutes of training time "
+        f"(evaluations excluded) on {hw}. `train_log.jsonl` has the loss and the periodic "
+        "evaluation (24 `core` prompts, seed 0, EMA weights) against steps and seconds.",
+        "",
+        "## Accuracy on `core`",
+        "",
+    ]
+    if a.eval:
+        before = out / "config.json"
+        current = json.loads(before.read_text())["files"]["ema.safetensors"] if before.is_file() else None
+        if _evaluated_hash(a.eval) != current:
+            sys.exit(f"error: {a.eval} evaluated weights {_evaluated_hash(a.eval)}, not those of {out} "
+                     f"({current}): export first, evaluate the exported model, then pass --eval")
+    card.append(_accuracy(a.eval) if a.eval else "Not evaluated yet.")
+    if a.note:
+        card += ["", "## Status", "", a.note]
+    export_bundled(a.checkpoint, out, "\n".join(card) + "\n", log_path=a.log, sampling=sampling)
+    exported = json.loads((out / "config.json").read_text())["files"]["ema.safetensors"]
+    if a.eval and _evaluated_hash(a.eval) != exported:
+        sys.exit(f"error: {a.eval} evaluated weights {_evaluated_hash(a.eval)}, but the exported "
+                 f"weights are {exported}: evaluate the exported model, then export again")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
