@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from relbench.dit.objectives import FLOW_PATH
+
     pipe = dit_pipeline(a, encoder=a.encoder, objective=a.objective)
-    if not a.checkpoint and a.objective in ("flow", "x0"):
+    if not a.checkpoint and a.objective in FLOW_PATH:
         pipe.shift = a.shift
     prompts = ["red circle is above blue square", "blue triangle is to the left of red circle"]
     batch = [prompts[i % 2] for i in range(a.images)]

@@ -5,10 +5,10 @@
 
 The card is written from what the files say: the training config stored in the checkpoint
 (data, recipe, sampler), its step and training seconds, this machine, and — with `--eval` — the
-accuracy on `core` from a finished `relbench eval` run of the exported model (its summary.json;
-the run's checkpoint hash must be the exported EMA weights' hash, so a card cannot quote another
-model's numbers). Re-running with `--eval` after the evaluation rewrites the card; the weights,
-and so the model's checkpoint hash, stay the same.
+accuracy on `core` from a finished `relbench eval` run of these weights (its summary.json). The
+run's checkpoint hash must be the checkpoint's EMA hash, which export keeps, so a card cannot
+quote another model's numbers: evaluate `dit:CHECKPOINT` or the exported model, then export (again)
+with `--eval`; the weights, and so the model's checkpoint hash, stay the same.
 """
 
 from __future__ import annotations
@@ -25,12 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, Any]]:
+    from relbench.dit.objectives import sampling_scheduler
+
     m, lay = train["model"], train.get("layout", {})
+    shift = float(sampling.get("shift", 1.0))
+    scheduler = type(sampling_scheduler(train["objective"], shift)).__name__
     if lay.get("balance_relations") or lay.get("spread_start", 1.0) < 1.0:
         layout = (
             f"curriculum (`relbench.dit.layouts`): relations balanced = {lay.get('balance_relations')}, "
             f"λ_min {lay.get('spread_start')} → 1 over {lay.get('spread_ramp_steps')} steps, "
-            f"canonical distance {lay.get('canonical_distance')}"
+            f"spread power {lay.get('spread_power')}, canonical distance {lay.get('canonical_distance')}"
         )
     else:
         layout = "the paper's (centres uniform in [17, 111]/128)"
@@ -50,7 +54,7 @@ def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, 
         ("batch / lr / warm-up", f"{train['batch_size']} / {train['lr']} / {train['warmup_steps']}"),
         ("EMA decay / caption dropout", f"{train['ema_decay']} / {train['caption_dropout']}"),
         ("bf16 autocast", train["bf16"]),
-        ("sampler", f"Euler (flow path), shift {sampling.get('shift', 1.0)}; relbench defaults 14 steps, CFG 4.5"),
+        ("sampler", f"{scheduler}, shift {shift}; relbench defaults 14 steps, CFG 4.5"),
     ]
 
 
@@ -87,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval", type=Path, default=None, help="a finished `relbench eval` run on core")
     p.add_argument("--note", default="", help="text for the card's 'Status' section")
     p.add_argument("--threads", type=int, default=1, help="torch threads the run trained with")
+    p.add_argument("--hardware", default="", help="anything else the card should say about the machine")
     p.add_argument("--root", type=Path, default=None, help="bundled models' folder (default relbench/bundled)")
     a = p.parse_args(argv)
 
@@ -100,8 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     sampling = ckpt.meta.get("sampling") or {}
     out = (a.root or BUNDLED_ROOT) / a.name
     recipe = "\n".join(f"| {k} | {v} |" for k, v in _recipe(train, sampling))
-    hw = (f"{platform.machine()} CPU, {os.cpu_count()} cores shared by two training runs, "
-          f"{a.threads} torch thread(s), torch {torch.__version__}, {platform.system()}")
+    hw = (f"{platform.machine()} CPU, {os.cpu_count()} cores, {a.threads} torch thread(s), "
+          f"torch {torch.__version__}, {platform.system()}" + (f"; {a.hardware}" if a.hardware else ""))
     card = [
         f"# {a.name}",
         "",
@@ -126,19 +131,14 @@ def main(argv: list[str] | None = None) -> None:
         "",
     ]
     if a.eval:
-        before = out / "config.json"
-        current = json.loads(before.read_text())["files"]["ema.safetensors"] if before.is_file() else None
-        if _evaluated_hash(a.eval) != current:
-            sys.exit(f"error: {a.eval} evaluated weights {_evaluated_hash(a.eval)}, not those of {out} "
-                     f"({current}): export first, evaluate the exported model, then pass --eval")
+        weights = json.loads((a.checkpoint / "config.json").read_text())["files"]["ema.safetensors"]
+        if _evaluated_hash(a.eval) != weights:
+            sys.exit(f"error: {a.eval} evaluated weights {_evaluated_hash(a.eval)}, not the EMA weights "
+                     f"of {a.checkpoint} ({weights}): evaluate dit:{a.checkpoint} or the exported model")
     card.append(_accuracy(a.eval) if a.eval else "Not evaluated yet.")
     if a.note:
         card += ["", "## Status", "", a.note]
     export_bundled(a.checkpoint, out, "\n".join(card) + "\n", log_path=a.log, sampling=sampling)
-    exported = json.loads((out / "config.json").read_text())["files"]["ema.safetensors"]
-    if a.eval and _evaluated_hash(a.eval) != exported:
-        sys.exit(f"error: {a.eval} evaluated weights {_evaluated_hash(a.eval)}, but the exported "
-                 f"weights are {exported}: evaluate the exported model, then export again")
     print(out)
 
 

@@ -65,13 +65,11 @@ class NoiseProcess:
         b = x0.shape[0]
         noise = torch.randn(x0.shape, generator=generator)  # (B, C, S, S)
         u = self.sample_times(b, generator)  # (B,) in (0, 1)
-        if self.objective == "flow":
-            s = u
-            sv = s.view(b, 1, 1, 1)
-            return (1 - sv) * x0 + sv * noise, s * NUM_TRAIN_TIMESTEPS, noise - x0
-        if self.objective == "x0":
+        if self.objective in FLOW_PATH:
             sv = u.view(b, 1, 1, 1)
             x_t = (1 - sv) * x0 + sv * noise
+            if self.objective == "flow":
+                return x_t, u * NUM_TRAIN_TIMESTEPS, noise - x0
             c_skip, c_out = edm_coefficients(sv)
             return x_t, u * NUM_TRAIN_TIMESTEPS, (x0 - c_skip * x_t) / c_out
         t = (u * NUM_TRAIN_TIMESTEPS).long().clamp_(0, NUM_TRAIN_TIMESTEPS - 1)  # (B,)
