@@ -8,6 +8,8 @@ Speed does not depend on the weights, so without a checkpoint a freshly initiali
 chosen preset is timed (one warm-up batch first, excluded). Process CPU seconds and the load
 average are reported beside the wall time: on a shared machine the wall time includes waiting for
 the CPU. `--bf16` times the same sampler under CPU bf16 autocast (matmuls in bf16), for comparison.
+`--compile` runs the transformer through torch.compile; the compilation happens in the warm-up
+batch, whose wall time is reported as `warmup_seconds`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--guidance", type=float, default=4.5)
     p.add_argument("--bf16", action="store_true", help="run under torch.autocast('cpu', bfloat16)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the transformer (inductor)")
     a = p.parse_args(argv)
 
     import torch
@@ -38,12 +41,15 @@ def main(argv: list[str] | None = None) -> None:
     pipe = dit_pipeline(a, encoder=a.encoder, objective=a.objective)
     if not a.checkpoint and a.objective in FLOW_PATH:
         pipe.shift = a.shift
+    pipe.compile = a.compile
     prompts = ["red circle is above blue square", "blue triangle is to the left of red circle"]
     batch = [prompts[i % 2] for i in range(a.images)]
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if a.bf16 else contextlib.nullcontext()
     with autocast:
+        w0 = time.perf_counter()
         pipe.generate(batch[: a.batch_size], list(range(a.batch_size)), steps=a.steps, guidance=a.guidance,
                       batch_size=a.batch_size)
+        warmup = time.perf_counter() - w0
         t0, c0 = time.perf_counter(), time.process_time()
         pipe.generate(batch, list(range(a.images)), steps=a.steps, guidance=a.guidance,
                       batch_size=a.batch_size)
@@ -51,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     json.dump({"images": a.images, "seconds": round(dt, 3), "images_per_s": round(a.images / dt, 2),
                "cpu_seconds": round(cpu, 3), "load_avg_1min": round(os.getloadavg()[0], 2),
                "batch_size": a.batch_size, "steps": a.steps, "guidance": a.guidance,
-               "threads": a.threads, "bf16": a.bf16, **pipe.describe()["model"]},
+               "threads": a.threads, "bf16": a.bf16,
+               "compile": a.compile, "warmup_seconds": round(warmup, 1), **pipe.describe()["model"]},
               sys.stdout)
     print()
 

@@ -294,7 +294,7 @@ def test_bundled_model_is_listed_loaded_and_scored(bundled, trained):
     assert info["checkpoint_hash"] == json.loads((bundled / "config.json").read_text())["files"]["ema.safetensors"]
     assert info["path"] == "bundled/rtep-micro" and info["args"]["steps"] == 2
     assert model.sampling == {"steps": 2, "guidance": 3.0, "scheduler": "DPMSolverMultistepScheduler",
-                              "shift": 1.0, "bf16": False, "output_size": 128}
+                              "shift": 1.0, "bf16": False, "compile": False, "output_size": 128}
     [image] = model.generate([GenerationRequest(PROMPTS[0], 0)])
     assert image.shape == (128, 128, 3) and image.dtype == np.uint8
     row = score_image(image, parse_prompt(PROMPTS[0]), load_detector("default")).to_dict()
@@ -369,7 +369,7 @@ def test_dit_models_refuse_unknown_options_naming_the_ones_they_take(tmp_path, m
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "config.json").write_text("{}")  # refused before anything is read
     monkeypatch.setattr(dit_adapter, "BUNDLED_ROOT", tmp_path)
-    takes = r"\(it takes: steps, guidance, batch_size, output_size, shift, bf16\)"
+    takes = r"\(it takes: steps, guidance, batch_size, output_size, shift, bf16, compile\)"
     for name in ("tiny", "dit:nowhere"):
         with pytest.raises(ValueError, match=rf"model '{name}' does not take 'step' {takes}"):
             load_model(name, step=2)

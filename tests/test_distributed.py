@@ -1,7 +1,11 @@
-"""Multi-process runs: eval sharding and merging, DDP training — under `torchrun` on CPU (gloo).
+"""Multi-process runs: eval sharding and merging, DDP training — under `torchrun` and under
+`accelerate launch` on CPU (gloo).
 
-The torchrun tests start real process groups (about 15–30 s each on 2 cores) and are marked slow:
-`python -m pytest -m slow tests/test_distributed.py`.
+The launcher tests start real process groups (about 15–30 s each on 2 cores) and are marked slow:
+`python -m pytest -m slow tests/test_distributed.py`. On a machine without GPUs,
+`accelerate launch --cpu` starts a single process whatever `--num_processes` says; it is
+`--multi_gpu --num_processes N` that starts N processes (through torchrun's elastic agent), and
+the gloo process group then runs them on the CPU.
 """
 
 from __future__ import annotations
@@ -50,11 +54,19 @@ def _run_json(run_dir: Path) -> dict:
     return {k: v for k, v in info.items() if k != "git_commit"}
 
 
-def _torchrun(args: list[str], cwd: Path, nproc: int = 2) -> subprocess.CompletedProcess:
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node={n}"],
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                   "--num_processes={n}", "--num_machines=1", "--mixed_precision=no",
+                   "--dynamo_backend=no"],
+}
+"""How each engine starts N processes that each run `python -m relbench.cli ...`."""
+
+
+def _launch(launcher: str, args: list[str], cwd: Path, nproc: int = 2) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
     env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", "-m", "relbench.cli", *args]
+    cmd = [part.format(n=nproc) for part in LAUNCHERS[launcher]] + ["-m", "relbench.cli", *args]
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return result
@@ -157,17 +169,18 @@ def test_single_process_run_folds_in_an_unfinished_shard(tmp_path, monkeypatch):
     assert resumed["metrics"] == single["metrics"]
 
 
-# ---- under torchrun (real gloo process groups) ------------------------------------------------
+# ---- under a launcher (real gloo process groups) ------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 @pytest.mark.parametrize("model", ["oracle", "chance"])
-def test_torchrun_eval_equals_single_process(tmp_path, model):
+def test_launched_eval_equals_single_process(tmp_path, model, launcher):
     prompts = _core_prompts_file(tmp_path)
     args = ["eval", "--model", model, "--suite", f"file:{prompts}", "--perturb", "template-2",
             "--n-images", "3", "--batch-size", "4", "--quiet", "--json"]
     cfg = EvalConfig(model, f"file:{prompts}", perturbations=["template-2"], seeds=[0, 1, 2])
     single = run_eval(cfg, tmp_path / "single", progress=False)
-    result = _torchrun([*args, "--out", str(tmp_path / "multi")], cwd=tmp_path)
+    result = _launch(launcher, [*args, "--out", str(tmp_path / "multi")], cwd=tmp_path)
 
     printed = json.loads(result.stdout)  # rank 0 alone prints
     multi = json.loads((tmp_path / "multi" / SUMMARY).read_text())
@@ -191,7 +204,8 @@ TINY_TRAIN = {
 
 
 @pytest.mark.slow
-def test_torchrun_training_averages_gradients_over_ranks(tmp_path):
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_launched_training_averages_gradients_over_ranks(tmp_path, launcher):
     """2 ranks × batch 4 for 3 steps: rank 0 writes one checkpoint (after checking both replicas
     are bitwise identical), and its weights are those of one process that averages, each step,
     the gradients of rank 0's and rank 1's batches."""
@@ -202,8 +216,8 @@ def test_torchrun_training_averages_gradients_over_ranks(tmp_path):
 
     overrides = [f"{k}={json.dumps(v)}" for k, v in TINY_TRAIN.items()]
     out = tmp_path / "run"
-    _torchrun(["train", "--out", str(out), "--quiet", *sum((["--set", o] for o in overrides), [])],
-              cwd=tmp_path)
+    _launch(launcher, ["train", "--out", str(out), "--quiet", *sum((["--set", o] for o in overrides), [])],
+            cwd=tmp_path)
     ckpts = sorted((out / "checkpoints").iterdir())
     assert [p.name for p in ckpts] == ["step_0000003"]
     assert json.loads((ckpts[0] / "state.json").read_text())["world_size"] == 2

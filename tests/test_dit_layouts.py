@@ -125,3 +125,30 @@ def test_source_captions_describe_the_rendered_layout_and_config_round_trips(tmp
     assert captions == [sample_caption_parts(s, rng).text for s in scenes]
     with pytest.raises(ValueError, match="did you mean 'spread_start'"):
         TrainConfig.load(None, ["layout.spread_strat=0"])
+
+
+def test_order_bias_holds_then_ramps_to_the_papers_half():
+    cfg = LayoutConfig(order_bias=0.8, order_bias_hold_steps=100, order_bias_ramp_steps=300)
+    q = [cfg.subject_colour_probability(s) for s in (0, 99, 100, 250, 400, 10**6)]
+    assert q == pytest.approx([0.8, 0.8, 0.8, 0.65, 0.5, 0.5])
+    assert not cfg.is_paper and LayoutConfig().subject_colour_probability(0) == 0.5
+    with pytest.raises(ValueError, match="order_bias=0.8 has no effect without"):
+        LayoutConfig(order_bias=0.8)
+
+
+def test_order_bias_makes_red_the_subject_with_probability_q_and_keeps_the_layout():
+    n = 4000
+    for q, step in ((0.8, 0), (1.0, 0), (0.8, 10**6)):
+        cfg = LayoutConfig(order_bias=q, order_bias_hold_steps=1000)
+        rng = random.Random(5)
+        scenes = [training_scene(rng, cfg, step) for _ in range(n)]
+        red_first = sum(s.objects[0].color == "red" for s in scenes) / n
+        want = q if step < 1000 else 0.5
+        assert abs(red_first - want) < 0.03, (q, step, red_first)
+        assert all({s.objects[0].color, s.objects[1].color} == {"red", "blue"} for s in scenes)
+    # a swap exchanges the colours only: shapes, places and so the relation stay
+    biased = LayoutConfig(order_bias=1.0, order_bias_hold_steps=10)
+    for i in range(50):
+        a, b = random_scene(random.Random(i)), training_scene(random.Random(i), biased, 0)
+        assert [(o.shape, o.x, o.y, o.size) for o in a.objects] == [(o.shape, o.x, o.y, o.size) for o in b.objects]
+        assert b.objects[0].color == "red" and a.relation() == b.relation()

@@ -27,6 +27,10 @@ def eval_(
     guidance: Optional[float] = typer.Option(
         None, help="Classifier-free guidance scale, for models that sample; default 4.5"
     ),
+    compile_: bool = typer.Option(
+        False, "--compile",
+        help="torch.compile a DiT's transformer (bundled, dit:): ~1.3x faster sampling after a one-off compile",
+    ),
     save_images: bool = typer.Option(False, "--save-images", help="Write each image under RUN_DIR/images"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar"),
     as_json: bool = typer.Option(False, "--json", help="Print summary.json on stdout"),
@@ -43,7 +47,8 @@ def eval_(
         detector=detector,
         batch_size=batch_size,
         save_images=save_images,
-        model_args={k: v for k, v in (("steps", steps), ("guidance", guidance)) if v is not None},
+        model_args={k: v for k, v in (("steps", steps), ("guidance", guidance), ("compile", compile_ or None))
+                    if v is not None},
     )
     try:
         summary = run_eval(cfg, out, progress=not quiet)

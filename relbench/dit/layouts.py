@@ -19,13 +19,26 @@ canonical ones (k = 1: λ uniform in [λ_min, 1]).
 
 `balance_relations` draws the relation uniformly first (the paper's layouts are 79 % diagonal,
 so each cardinal relation is about 5 % of them) and then a paper layout that holds it.
+
+`order_bias` breaks the symmetry between subject and reference. In the paper's data each colour
+is the subject half the time, so whether the red object goes above or below in "… is above …" is
+an XOR of the relation word and the colour order. At that symmetric point the gradient that would
+grow the paper's first stage (a head whose attention to the relation word writes a "subject side"
+tag into the image tokens) averages to zero over the two orders, and a small DiT sits on the
+plateau where it draws the right axis and lets the noise decide which object goes where
+(benchmarks/results/train_probes.md). Making red the subject with probability q > 0.5 gives
+the tag a gradient ∝ 2q − 1, and, once the tag exists, the second stage (a head that reads the
+subject's own words where the tag says so) a gradient ∝ q(1 − q); holding q near 0.8 grows both,
+then q falls linearly to 0.5, the paper's distribution. With q = 1 the model learns "red goes
+on the subject side" alone and loses it when the orders are mixed again.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from relbench.scene import DIRECTION, RELATIONS, SHAPES, TRAIN_COLORS, Scene, SceneObject, place_pair, random_scene
 
@@ -45,10 +58,35 @@ class LayoutConfig(BaseModel):
     """k in λ = λ_min + (1 − λ_min)·u^k: above 1, more layouts near the canonical ones."""
     canonical_distance: float = Field(0.3, gt=0.0, lt=0.7)
     """Centre distance along each axis of the canonical layouts (fraction of the image)."""
+    order_bias: float = Field(0.5, ge=0.0, le=1.0)
+    """q: probability that the subject has the first training colour (red) at step 0
+    (0.5 = the paper's symmetric orders)."""
+    order_bias_hold_steps: int = Field(0, ge=0)
+    """Steps for which q stays at `order_bias`."""
+    order_bias_ramp_steps: int = Field(0, ge=0)
+    """Steps over which q then falls (or rises) linearly to 0.5."""
+
+    @model_validator(mode="after")
+    def _bias_has_a_schedule(self) -> LayoutConfig:
+        if self.order_bias != 0.5 and self.order_bias_hold_steps + self.order_bias_ramp_steps == 0:
+            raise ValueError(
+                f"order_bias={self.order_bias} has no effect without order_bias_hold_steps or "
+                "order_bias_ramp_steps (q is 0.5 from the first step on)"
+            )
+        return self
 
     @property
     def is_paper(self) -> bool:
-        return not self.balance_relations and self.spread_start >= 1.0
+        return not self.balance_relations and self.spread_start >= 1.0 and self.order_bias == 0.5
+
+    def subject_colour_probability(self, step: int) -> float:
+        """q at `step`: the probability that the subject is red (TRAIN_COLORS[0])."""
+        if step < self.order_bias_hold_steps:
+            return self.order_bias
+        if step >= self.order_bias_hold_steps + self.order_bias_ramp_steps:
+            return 0.5
+        frac = (step - self.order_bias_hold_steps) / self.order_bias_ramp_steps
+        return self.order_bias + (0.5 - self.order_bias) * frac
 
     def spread_floor(self, step: int) -> float:
         """λ_min at `step`."""
@@ -80,10 +118,26 @@ def pull(scene: Scene, lam: float, distance: float) -> Scene:
     return Scene(moved + scene.objects[2:], scene.background)
 
 
+def swap_colours(scene: Scene) -> Scene:
+    """The scene with its first two objects' colours exchanged (shapes and places kept)."""
+    a, b = scene.objects[:2]
+    return Scene((replace(a, color=b.color), replace(b, color=a.color)) + scene.objects[2:], scene.background)
+
+
 def training_scene(rng: random.Random, config: LayoutConfig, step: int) -> Scene:
     """One training scene drawn from `rng` under `config` at optimizer step `step`."""
     if config.is_paper:
         return random_scene(rng)
+    scene = _placed_scene(rng, config, step)
+    q = config.subject_colour_probability(step)
+    if q != 0.5:
+        wanted = TRAIN_COLORS[0] if rng.random() < q else TRAIN_COLORS[1]
+        if scene.objects[0].color != wanted:
+            scene = swap_colours(scene)
+    return scene
+
+
+def _placed_scene(rng: random.Random, config: LayoutConfig, step: int) -> Scene:
     if config.balance_relations:
         relation = rng.choice(RELATIONS)
         shapes = tuple(rng.sample(SHAPES, 2))

@@ -38,6 +38,7 @@ class DiTPipeline:
         checkpoint_hash: str | None = None,
         shift: float = 1.0,
         bf16: bool = False,
+        compile: bool = False,
     ) -> None:
         if model.config.space == "latent" and autoencoder is None:
             raise ValueError("a latent-space DiT needs its autoencoder")
@@ -48,6 +49,18 @@ class DiTPipeline:
         """Flow sampler time shift (1 = none); recorded in every run's sampling settings."""
         self.bf16 = bf16
         """bf16 autocast for the transformer's forward passes (CPU), off by default."""
+        self.compile = compile
+        """Run the transformer through `torch.compile` (inductor): about 1.3× faster sampling on
+        CPU after a one-off compilation of a minute or so, so worth it for runs of hundreds of
+        images. Outputs match eager mode to float rounding, not bit for bit."""
+        self._compiled: Any = None
+
+    def _forward(self) -> Any:
+        if not self.compile:
+            return self.model
+        if self._compiled is None:
+            self._compiled = torch.compile(self.model)
+        return self._compiled
 
     @torch.no_grad()
     def generate(
@@ -93,10 +106,11 @@ class DiTPipeline:
         scheduler.set_timesteps(steps)
         if hasattr(scheduler, "init_noise_sigma"):
             x = x * scheduler.init_noise_sigma
+        forward = self._forward()
         for t in scheduler.timesteps:
             tt = torch.full((2 * b,), float(t))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                out = self.model(torch.cat([x, x]), tt, states, mask).float()  # (2B, C, S, S)
+                out = forward(torch.cat([x, x]), tt, states, mask).float()  # (2B, C, S, S)
             cond, uncond = out.chunk(2)
             pred = uncond + guidance * (cond - uncond)
             if self.objective in FLOW_PATH:  # the Euler scheduler steps on the velocity
@@ -115,6 +129,7 @@ class DiTPipeline:
             "objective": self.objective,
             "shift": self.shift,
             "bf16": self.bf16,
+            "compile": self.compile,
             "checkpoint_hash": self.checkpoint_hash,
         }
 

@@ -447,9 +447,16 @@ def evaluate_suite(
     overall = [bool(r.get("correct")) for r in rows]
     layout = [colour_layout_correct(img, p.spec) for img, (p, _) in zip(images, jobs)]
     judged = [x for x in layout if x is not None]
+    # Split by which colour is the subject: a model that has learnt "red goes on the subject side"
+    # but not the binding scores 1 on one half and 0 on the other.
+    by_subject: dict[str, list[bool]] = {}
+    for verdict, (p, _) in zip(layout, jobs):
+        if verdict is not None:
+            by_subject.setdefault(str(p.spec.subject.color), []).append(verdict)
     return {
         "n": len(rows), "strict_accuracy": float(np.mean(strict)), "overall": float(np.mean(overall)),
         "colour_layout": float(np.mean(judged)) if judged else None, "colour_layout_n": len(judged),
+        "colour_layout_by_subject": {c: round(float(np.mean(v)), 4) for c, v in sorted(by_subject.items())},
     }
 
 

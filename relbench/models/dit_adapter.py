@@ -52,6 +52,7 @@ class DiTModel:
         output_size: int = 128,
         shift: float | None = None,
         bf16: bool = False,
+        compile: bool = False,
     ) -> None:
         from relbench.dit.sample import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
@@ -65,6 +66,7 @@ class DiTModel:
             sampling_scheduler(pipeline.objective, shift)  # refuses shift <= 0 or a non-flow model
             pipeline.shift = float(shift)
         pipeline.bf16 = bool(bf16)
+        pipeline.compile = bool(compile)
         if self.steps < 1 or batch_size < 1 or output_size < 1:
             raise ValueError(
                 f"steps, batch_size and output_size must be positive, got {self.steps}, "
@@ -82,6 +84,7 @@ class DiTModel:
             "scheduler": type(sampling_scheduler(self.pipe.objective, self.pipe.shift)).__name__,
             "shift": self.pipe.shift,
             "bf16": self.pipe.bf16,
+            "compile": self.pipe.compile,
             "output_size": self.output_size,
         }
 
@@ -95,7 +98,8 @@ class DiTModel:
         return {
             "name": self.name,
             "args": {"steps": self.steps, "guidance": self.guidance, "output_size": self.output_size,
-                     "shift": self.pipe.shift, "bf16": self.pipe.bf16},
+                     "shift": self.pipe.shift, "bf16": self.pipe.bf16,
+                     "compile": self.pipe.compile},
             "checkpoint_hash": self.pipe.checkpoint_hash,
             "path": self.path,
             "dit": self.pipe.describe(),
@@ -120,7 +124,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def _takes_sampling_options(factory: _F) -> _F:
     """Declare that `factory(..., **options)` takes exactly the sampling options of `DiTModel`.
 
-    The options (steps, guidance, batch_size, output_size, shift, bf16) and their defaults are
+    The options (steps, guidance, batch_size, output_size, shift, bf16, compile) and their defaults are
     spelled out once, in `DiTModel.__init__`; `load_dit` and the registry factories forward them.
     Giving the forwarders that signature keeps `help()` readable and the registry's argument
     check exact (`load_model("rtep-micro", step=2)` is refused with the list of options), and a
