@@ -223,3 +223,17 @@ def test_cli_synopsis_and_ablate(tiny_checkpoint, tmp_path):
     )
     assert res.exit_code == 2 and "'oracle' has no transformer to hook" in res.output
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_colour_layout_metric_judges_only_what_it_can_see(hooked):
+    """Blank images (half of the coin-flip oracle's) have no colours, so the layout-only metric
+    leaves them unjudged, and the oracle images it judges hold their layouts; the headline
+    metric counts the blanks as wrong."""
+    strict = ablate(hooked, ["L1H2"], **RUN)
+    layout = ablate(hooked, ["L1H2"], metric="colour_layout", **RUN)
+    assert strict["metric"] == "correct" and layout["metric"] == "colour_layout"
+    assert strict["baseline"]["strict"] < 0.8 <= layout["baseline"]["strict"]
+    [a] = layout["ablations"]
+    assert a["delta"] == pytest.approx(a["strict"] - layout["baseline"]["strict"], abs=1e-12)
+    with pytest.raises(ValueError, match="unknown metric 'colour_layuot'.*did you mean 'colour_layout'"):
+        ablate(hooked, ["L1H2"], metric="colour_layuot", **RUN)

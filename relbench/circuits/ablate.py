@@ -7,8 +7,11 @@ and `block_tokens` (the head cannot attend to text tokens of the given roles, e.
 Both act on the conditional branch only, optionally within a window of sampling steps
 [start, end). A random-head control ablates k heads drawn at random, several draws, the same way.
 
-`strict` is relbench's headline accuracy (`correct`: strict relation rule, shapes and colours
-right, unique binding) over every (prompt, seed); `delta` = ablated − baseline accuracy (negative:
+`strict` is the accuracy under `metric` over every (prompt, seed): by default relbench's headline
+accuracy (`correct`: strict relation rule, shapes and colours right, unique binding); with
+`metric="colour_layout"` the layout-only check of `relbench.dit.train.colour_layout_correct`
+(the strict rule on the centroids of the two colours, no shapes needed), for a model that
+places its objects but does not yet draw shapes the scorer can name; `delta` = ablated − baseline accuracy (negative:
 the ablation costs accuracy) with a 95 % bootstrap interval over prompts from
 `relbench.stats.paired_drop`. The baseline runs under the same hooks with no intervention, so
 an empty ablation gives delta 0 exactly.
@@ -37,6 +40,8 @@ from relbench.circuits.synopsis import (
 
 ABLATION_JSON = "ablation.json"
 Kind = Literal["zero_head", "block_tokens"]
+METRICS = {"correct": "strict accuracy", "colour_layout": "colour-layout accuracy"}
+"""Row field an ablation is judged by → how cards and reports name it."""
 _HEAD = re.compile(r"^L(\d+)(?:H(\d+))?$")
 
 
@@ -110,6 +115,7 @@ def ablate(
     seed: int = 0,
     out: str | Path | None = None,
     progress: bool = False,
+    metric: str = "correct",
 ) -> dict[str, Any]:
     """Run the baseline, every target × step window, and the random control (`random_control`
     heads, `draws` draws with `np.random.default_rng(seed)`); return ablation.json as a dict and
@@ -117,6 +123,11 @@ def ablate(
     unparseable prompts fail before anything is generated."""
     from relbench.scoring import load_detector
 
+    if metric not in METRICS:
+        from relbench.scene import did_you_mean
+
+        raise ValueError(f"unknown metric {metric!r}{did_you_mean(metric, METRICS)} "
+                         f"(choose from {', '.join(METRICS)})")
     hm = model if isinstance(model, HookedModel) else open_model(model, steps=steps,
                                                                  guidance=guidance)
     layers, heads = hm.shape
@@ -158,16 +169,17 @@ def ablate(
 
     from relbench.stats import accuracy_ci
 
-    baseline = run([])
+    judged = lambda rows: _judged_by(rows, metric)  # noqa: E731
+    baseline = judged(run([]))
     base_ci = accuracy_ci(baseline)
-    rows_out = [_entry(a, run(a.interventions()), baseline) for a in ablations]
-    control_rows = [_entry(a, run(a.interventions()), baseline, draw=i)
+    rows_out = [_entry(a, judged(run(a.interventions())), baseline) for a in ablations]
+    control_rows = [_entry(a, judged(run(a.interventions())), baseline, draw=i)
                     for i, a in enumerate(controls)]
     bar.close()
     deltas = [r["delta"] for r in control_rows if r["delta"] is not None]
     result = {
         **run_info(hm, the_suite, prompts, seeds),
-        "metric": "correct",
+        "metric": metric,
         "detector": det.describe(),
         "baseline": {"strict": base_ci["mean"], "ci95": base_ci["ci95"]},
         "ablations": rows_out + control_rows,
@@ -205,6 +217,13 @@ def _entry(
     return entry
 
 
+def _judged_by(rows: list[dict], metric: str) -> list[dict]:
+    """Rows whose `correct` (what relbench.stats counts) is `metric`'s verdict (None: not judged)."""
+    if metric == "correct":
+        return rows
+    return [r | {"correct": r[metric], "scorer_correct": r["correct"]} for r in rows]
+
+
 def _neg(x: float) -> float:
     return 0.0 if x == 0 else -float(x)  # no "-0.0" in the JSON
 
@@ -221,6 +240,7 @@ class _Runner:
         self.batch_size = batch_size
 
     def __call__(self, interventions: list[Intervention]) -> list[dict]:
+        from relbench.dit.train import colour_layout_correct
         from relbench.runner import _sample_row, _score
 
         rows = []
@@ -230,11 +250,14 @@ class _Runner:
                                           hooks)
                 for (p, s), image in zip(batch, images):
                     row = _sample_row(self.suite_name, p, s)
-                    rows.append(row | _score(image, p.spec, self.det, None))
+                    scored = _score(image, p.spec, self.det, None)
+                    layout = (None if scored.get("correct") is None
+                              else colour_layout_correct(image, p.spec))
+                    rows.append(row | scored | {"colour_layout": layout})
                 self.bar.update(len(batch))
         return rows
 
 
 __all__ = [
-    "ABLATION_JSON", "Ablation", "ablate", "parse_target", "random_heads", "write_json_atomic",
+    "ABLATION_JSON", "METRICS", "Ablation", "ablate", "parse_target", "random_heads", "write_json_atomic",
 ]

@@ -87,9 +87,11 @@ def _control(ablation: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def verdict(
-    head: str, delta: Mapping[str, Any] | None, control: Mapping[str, Any] | None
+    head: str, delta: Mapping[str, Any] | None, control: Mapping[str, Any] | None,
+    metric: str = "strict accuracy",
 ) -> tuple[str, str]:
-    """(label, sentence) for the top relation head's ablation against the random control."""
+    """(label, sentence) for the top relation head's ablation against the random control;
+    `metric` names what the ablation measured."""
     if delta is None or delta.get("delta") is None:
         return "untested", f"{head} was not ablated: its causal role is untested."
     d = float(delta["delta"])
@@ -97,7 +99,7 @@ def verdict(
     ci_text = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
     if control is None:
         return "no_control", (
-            f"ablating {head} changes strict accuracy by {d:+.3f}{ci_text}; "
+            f"ablating {head} changes {metric} by {d:+.3f}{ci_text}; "
             "no random-head control to compare with."
         )
     rng = f"{control['min']:+.3f} … {control['max']:+.3f}"
@@ -107,12 +109,12 @@ def verdict(
         mean = (control["min"] + control["max"]) / 2
     if d < control["min"] and (ci is None or ci[1] < mean):
         return "causal", (
-            f"{head} is a relation head beyond chance: ablating it changes strict "
-            f"accuracy by {d:+.3f}{ci_text}, below all {draws} ({rng})."
+            f"{head} is a relation head beyond chance: ablating it changes {metric} "
+            f"by {d:+.3f}{ci_text}, below all {draws} ({rng})."
         )
     if d > control["max"]:
         return "helps_when_removed", (
-            f"ablating {head} raises strict accuracy by {d:+.3f}{ci_text}, "
+            f"ablating {head} raises {metric} by {d:+.3f}{ci_text}, "
             f"above all {draws} ({rng})."
         )
     return "not_special", (
@@ -159,7 +161,10 @@ def build_card(
     cosines = {h["relation"]: h["cosine"] for h in scr["heads"] if (h["layer"], h["head"]) == key}
     control = _control(abl)
     rel_abl, obj_abl = _head_ablation(abl, rel_name), _head_ablation(abl, obj_name)
-    label, sentence = verdict(rel_name, rel_abl, control)
+    from relbench.circuits.ablate import METRICS
+
+    metric = abl.get("metric", "correct")
+    label, sentence = verdict(rel_name, rel_abl, control, METRICS.get(metric, metric))
     try:
         agree = agreement(scr, syn)
     except ValueError as e:
@@ -196,6 +201,7 @@ def build_card(
             "score": obj["score"],
             "ablation": obj_abl,
         },
+        "metric": metric,
         "baseline": abl["baseline"],
         "random_control": control,
         "screen_synopsis_agreement": agree,
@@ -213,8 +219,11 @@ def _fmt(x: Any, spec: str = ".3f") -> str:
 
 def card_markdown(card: Mapping[str, Any]) -> str:
     """The card as a short Markdown page."""
+    from relbench.circuits.ablate import METRICS
+
     rel, obj = card["relation_head"], card["object_head"]
     base = card.get("baseline") or {}
+    measure = METRICS.get(card.get("metric", "correct"), str(card.get("metric")))
     syn = card.get("synopsis") or {}
 
     def delta(a: Mapping[str, Any] | None) -> str:
@@ -249,12 +258,12 @@ def card_markdown(card: Mapping[str, Any]) -> str:
             f"found ({syn.get('n_prompts')} prompts of `{syn.get('suite')}`, "
             f"{syn.get('steps')} steps).\n"
         ),
-        "| | head | score | Δ strict accuracy when ablated [95% CI] |",
+        f"| | head | score | Δ {measure} when ablated [95% CI] |",
         "|---|---|---|---|",
         f"| top relation head | {rel['name']} | {rel['score']:.3f} | {delta(rel['ablation'])} |",
         f"| top object head | {obj['name']} | {obj['score']:.3f} | {delta(obj['ablation'])} |",
         "",
-        f"- Baseline strict accuracy: {_fmt(base.get('strict'))}"
+        f"- Baseline {measure}: {_fmt(base.get('strict'))}"
         + (f" [{base['ci95'][0]:.3f}, {base['ci95'][1]:.3f}]" if base.get("ci95") else ""),
         f"- Random-head control: {control}",
         (

@@ -83,6 +83,10 @@ def ablate_cmd(
         "", help="Comma-separated targets, each ablated alone: L2H1 (a head), L2 (a layer), all, "
                  "or heads joined by + (L2H1+L3H0, together)"),
     kind: str = typer.Option("zero_head", help="zero_head or block_tokens"),
+    metric: str = typer.Option(
+        "correct", help="correct (strict accuracy, shapes included) or colour_layout (the strict "
+        "rule on the two colours' centroids: for models whose shapes the scorer cannot name yet)",
+    ),
     roles: str = typer.Option("", help="Token roles to block (block_tokens), e.g. relation or shape2,color2"),
     step_window: Optional[list[str]] = typer.Option(
         None, "--step-window", help="START:END sampling steps to ablate in (repeatable; default all)"),
@@ -113,11 +117,12 @@ def ablate_cmd(
             step_windows=windows, random_control=random_control, draws=draws, suite=suite,
             n_prompts=n_prompts, seeds=parse_seeds(seeds), steps=steps, guidance=guidance,
             detector=detector, batch_size=batch_size, seed=seed, out=out, progress=not quiet,
+            metric=metric,
         )
     except _ERRORS as e:
         _fail(e)
     base = result["baseline"]
-    typer.echo(f"{model}: baseline {_num(base['strict'])} → {out / 'ablation.json'}")
+    typer.echo(f"{model}: baseline {result['metric']} {_num(base['strict'])} → {out / 'ablation.json'}")
     for a in result["ablations"]:
         if a.get("draw") is not None:
             continue

@@ -77,7 +77,7 @@ def train_autoencoder(
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     with torch.no_grad():
         std = float(ae.encode(to_tensor(images(steps))).std())
     ae.config = ae.config.model_copy(update={"scale": 1.0 / max(std, 1e-6)})
