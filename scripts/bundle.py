@@ -38,6 +38,11 @@ def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, 
         )
     else:
         layout = "the paper's (centres uniform in [17, 111]/128)"
+    q = lay.get("order_bias", 0.5)
+    order = "the paper's: each colour the subject half the time" if q == 0.5 else (
+        f"red is the subject with p = {q} for {lay.get('order_bias_hold_steps')} steps, then p falls "
+        f"linearly to 0.5 over {lay.get('order_bias_ramp_steps')} steps (`layout.order_bias`)"
+    )
     noise = (
         "uniform" if not train.get("time_std") else
         f"logit-normal(mean {train['time_mean']}, std {train['time_std']})"
@@ -48,6 +53,7 @@ def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, 
         ("input", f"{m['space']}, {m['image_size']} px, patch {m['patch_size']} "
                   f"({m['image_size'] // m['patch_size']}×{m['image_size'] // m['patch_size']} tokens)"),
         ("layouts", layout),
+        ("subject colour", order),
         ("captions", "the paper's: 22 phrases, each colour word kept with p = 0.5"),
         ("objective", train["objective"]),
         ("noise levels", noise),
@@ -55,7 +61,12 @@ def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, 
         ("EMA decay / caption dropout", f"{train['ema_decay']} / {train['caption_dropout']}"),
         ("bf16 autocast", train["bf16"]),
         ("sampler", f"{scheduler}, shift {shift}; relbench defaults 14 steps, CFG 4.5"),
-    ]
+    ] + ([(
+        "autoencoder",
+        f"`TinyAutoencoder` (width {train['autoencoder']['width']}, stride {m['latent_downsample']}, "
+        f"{m['latent_channels']} latent channels) trained first for {train['autoencoder_steps']} steps "
+        f"at batch {train['autoencoder_batch']} on the same layouts, then frozen",
+    )] if m["space"] == "latent" else [])
 
 
 def _evaluated_hash(eval_dir: Path) -> str | None:
@@ -125,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{state.get('step')} optimizer steps ({int(state.get('step', 0)) * train['batch_size']:,} "
         f"training images), {float(state.get('wall_s', 0)) / 60:.1f} minutes of training time "
         f"(evaluations excluded) on {hw}. `train_log.jsonl` has the loss and the periodic "
-        "evaluation (24 `core` prompts, seed 0, EMA weights) against steps and seconds.",
+        f"evaluation ({train.get('eval_prompts')} `core` prompts, seed 0, EMA weights) against steps and "
+        "seconds.",
         "",
         "## Accuracy on `core`",
         "",

@@ -375,3 +375,21 @@ def test_dit_models_refuse_unknown_options_naming_the_ones_they_take(tmp_path, m
             load_model(name, step=2)
     with pytest.raises(ValueError, match=r"'diffusers:x' does not take 'shift' \(it takes: st"):
         load_model("diffusers:x", shift=3.0)
+
+
+def test_bundle_card_recipe_names_the_order_bias_and_the_autoencoder():
+    import importlib.util
+
+    from relbench.dit import TrainConfig
+
+    spec = importlib.util.spec_from_file_location("bundle_script", ROOT / "scripts" / "bundle.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for name, latent in (("rtep-micro", False), ("rtep-micro-latent", True)):
+        train = TrainConfig.load(ROOT / "configs" / "train" / f"{name}.json").model_dump()
+        recipe = dict(script._recipe(train, {"shift": 3.0}))
+        assert recipe["subject colour"].startswith("red is the subject with p = 0.8 for 3000 steps")
+        assert ("autoencoder" in recipe) == latent
+        assert recipe["sampler"].startswith("FlowMatchEulerDiscreteScheduler, shift 3.0")
+    paper = dict(script._recipe(TrainConfig().model_dump(), {}))
+    assert paper["subject colour"].startswith("the paper's") and paper["layouts"].startswith("the paper's")

@@ -22,11 +22,13 @@ class AutoencoderConfig(BaseModel):
     """Spatial stride (a power of two)."""
     width: int = 64
     scale: float = 1.0
-    """Multiplier that gives the latents unit variance (set after training)."""
+    """Multiplier that gives the latents the pixels' standard deviation, objectives.SIGMA_DATA
+    = 0.5 (set after training), so the `x0` preconditioning fits both spaces. Checkpoints written
+    before this was changed scaled to 1; their stored scale is used as it is."""
 
 
 class TinyAutoencoder(nn.Module):
-    """images in [-1, 1] (B, 3, H, W) ⇄ latents (B, C, H/d, W/d), scaled to unit variance."""
+    """images in [-1, 1] (B, 3, H, W) ⇄ latents (B, C, H/d, W/d), scaled to std SIGMA_DATA."""
 
     def __init__(self, config: AutoencoderConfig) -> None:
         super().__init__()
@@ -64,7 +66,11 @@ def train_autoencoder(
     seed: int = 0,
 ) -> tuple[TinyAutoencoder, list[float]]:
     """Fit the autoencoder by MSE on `images(step)` ((B, H, W, 3) uint8 batches), then set
-    `config.scale` so encoded latents have unit standard deviation. Returns (model, losses)."""
+    `config.scale` so encoded latents have standard deviation SIGMA_DATA, the value the `x0`
+    preconditioning assumes (a first latent run scaled to 1 started at 3.8× the loss of
+    predicting zero). Returns (model, losses)."""
+    from relbench.dit.objectives import SIGMA_DATA
+
     torch.manual_seed(seed)
     ae = TinyAutoencoder(config.model_copy(update={"scale": 1.0}))
     opt = torch.optim.Adam(ae.parameters(), lr=lr)
@@ -80,7 +86,7 @@ def train_autoencoder(
         losses.append(float(loss.detach()))
     with torch.no_grad():
         std = float(ae.encode(to_tensor(images(steps))).std())
-    ae.config = ae.config.model_copy(update={"scale": 1.0 / max(std, 1e-6)})
+    ae.config = ae.config.model_copy(update={"scale": SIGMA_DATA / max(std, 1e-6)})
     return ae.eval().requires_grad_(False), losses
 
 
