@@ -298,3 +298,17 @@ def test_evaluate_suite_splits_colour_layout_by_the_subjects_colour():
     assert result["colour_layout_by_subject"]["red"] == 1.0
     assert result["colour_layout_by_subject"]["blue"] < 0.1
     assert 0.4 < result["colour_layout"] < 0.6
+
+
+def test_learning_rate_warms_up_then_decays_along_a_half_cosine(tmp_path):
+    cfg = tiny_config(lr=1e-3, warmup_steps=10, lr_decay_start=100, lr_decay_steps=50, lr_min_ratio=0.1)
+    assert cfg.learning_rate(0) == pytest.approx(1e-4) and cfg.learning_rate(9) == pytest.approx(1e-3)
+    assert cfg.learning_rate(99) == cfg.learning_rate(100) == pytest.approx(1e-3)
+    assert cfg.learning_rate(125) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert cfg.learning_rate(150) == cfg.learning_rate(10**6) == pytest.approx(1e-4)
+    constant = tiny_config(lr=1e-3, warmup_steps=10)
+    assert constant.learning_rate(10**6) == 1e-3
+    fast = cfg.model_copy(update={"lr_decay_start": 1, "lr_decay_steps": 1})
+    t = _trainer(fast, tmp_path)
+    t.run(stop_at=3)  # the optimizer ran step 2 at the decayed, still warming-up rate
+    assert t.opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.3 * 0.1)

@@ -12,6 +12,7 @@ under `torchrun` rank r draws its own batch and DDP averages gradients, see
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -65,6 +66,12 @@ class TrainConfig(BaseModel):
     lr: float = 1e-4
     weight_decay: float = 0.0
     warmup_steps: int = 100
+    lr_decay_start: int | None = None
+    """Step from which the learning rate falls along a half cosine from `lr` to
+    `lr * lr_min_ratio` over `lr_decay_steps` steps, then stays there (None: constant after the
+    warm-up). Once a model places its objects right, the lower rate refines the shapes."""
+    lr_decay_steps: int = Field(1000, ge=1)
+    lr_min_ratio: float = Field(0.1, ge=0.0, le=1.0)
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
@@ -90,6 +97,14 @@ class TrainConfig(BaseModel):
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     autoencoder_steps: int = 1500
     autoencoder_batch: int = 64
+
+    def learning_rate(self, step: int) -> float:
+        """The rate of optimizer step `step` (0-based): linear warm-up, then the optional decay."""
+        rate = self.lr * min(1.0, (step + 1) / max(1, self.warmup_steps))
+        if self.lr_decay_start is not None and step >= self.lr_decay_start:
+            done = min(1.0, (step - self.lr_decay_start) / self.lr_decay_steps)
+            rate *= self.lr_min_ratio + (1 - self.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * done))
+        return rate
 
     @classmethod
     def load(cls, path: Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
@@ -347,7 +362,7 @@ class Trainer:
         images, captions = self.source(self.step, self.rank, cfg.batch_size)
         gen = _step_generator(cfg.seed, self.rank, self.step)
         for g in self.opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (self.step + 1) / max(1, cfg.warmup_steps))
+            g["lr"] = cfg.learning_rate(self.step)
         self.model.train()
         loss = self.loss_on(images, captions, gen)
         self.opt.zero_grad(set_to_none=True)
