@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from relbench.dit.bundle import BUNDLED_ROOT, export_bundled
     from relbench.dit.checkpoint import read_checkpoint
+    from relbench.dit.train import TrainConfig
 
     ckpt = read_checkpoint(a.checkpoint, ["ema"])
     train, state = ckpt.meta["train"], ckpt.state or {}
@@ -118,12 +119,16 @@ def main(argv: list[str] | None = None) -> None:
     recipe = "\n".join(f"| {k} | {v} |" for k, v in _recipe(train, sampling))
     hw = (f"{platform.machine()} CPU, {os.cpu_count()} cores, {a.threads} torch thread(s), "
           f"torch {torch.__version__}, {platform.system()}" + (f"; {a.hardware}" if a.hardware else ""))
+    config_file = Path("configs") / "train" / f"{a.name}.json"
+    if (ROOT / config_file).is_file() and TrainConfig.load(ROOT / config_file).model_dump() == train:
+        how = f"`relbench train {config_file.as_posix()}`, which holds the recipe below"
+    else:
+        how = "`relbench train` and the recipe below (stored in the checkpoint's config.json)"
     card = [
         f"# {a.name}",
         "",
         "A PixArt-style DiT (diffusers `PixArtTransformer2DModel`) trained from scratch by relbench "
-        "on images from its renderer (two flat shapes, one red and one blue, on grey), with "
-        f"`relbench train` and the config below ({ROOT.name}/configs/train/).",
+        f"on images from its renderer (two flat shapes, one red and one blue, on grey), with {how}.",
         "",
         "## Recipe",
         "",
