@@ -27,7 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, Any]]:
     from relbench.dit.objectives import sampling_scheduler
 
+    from relbench.dit.model import ModelConfig
+
     m, lay = train["model"], train.get("layout", {})
+    side, grid = ModelConfig.model_validate(m).input_size, ModelConfig.model_validate(m).grid
     shift = float(sampling.get("shift", 1.0))
     scheduler = type(sampling_scheduler(train["objective"], shift)).__name__
     if lay.get("balance_relations") or lay.get("spread_start", 1.0) < 1.0:
@@ -50,8 +53,9 @@ def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, 
     return [
         ("size preset", f"{m['preset']} (head dim {m['head_dim']})"),
         ("text encoder", m["encoder"]),
-        ("input", f"{m['space']}, {m['image_size']} px, patch {m['patch_size']} "
-                  f"({m['image_size'] // m['patch_size']}×{m['image_size'] // m['patch_size']} tokens)"),
+        ("input", f"{m['space']}, {m['image_size']} px"
+                  + (f" → {m['latent_channels']}×{side}×{side} latents" if m["space"] == "latent" else "")
+                  + f", patch {m['patch_size']} ({grid}×{grid} tokens)"),
         ("layouts", layout),
         ("subject colour", order),
         ("captions", "the paper's: 22 phrases, each colour word kept with p = 0.5"),

@@ -385,11 +385,12 @@ def test_bundle_card_recipe_names_the_order_bias_and_the_autoencoder():
     spec = importlib.util.spec_from_file_location("bundle_script", ROOT / "scripts" / "bundle.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    for name, latent in (("rtep-micro", False), ("rtep-micro-latent", True)):
+    for name, latent in (("rtep-micro-pixel", False), ("rtep-micro", True)):
         train = TrainConfig.load(ROOT / "configs" / "train" / f"{name}.json").model_dump()
         recipe = dict(script._recipe(train, {"shift": 3.0}))
         assert recipe["subject colour"].startswith("red is the subject with p = 0.8 for 3000 steps")
         assert ("autoencoder" in recipe) == latent
+        assert recipe["input"].endswith("(8×8 tokens)")  # the paper's grid, in either space
         assert recipe["sampler"].startswith("FlowMatchEulerDiscreteScheduler, shift 3.0")
     paper = dict(script._recipe(TrainConfig().model_dump(), {}))
     assert paper["subject colour"].startswith("the paper's") and paper["layouts"].startswith("the paper's")
