@@ -9,7 +9,7 @@ Both act on the conditional branch only, optionally within a window of sampling 
 
 `strict` is the accuracy under `metric` over every (prompt, seed): by default relbench's headline
 accuracy (`correct`: strict relation rule, shapes and colours right, unique binding); with
-`metric="colour_layout"` the layout-only check of `relbench.dit.train.colour_layout_correct`
+`metric="colour_layout"` the layout-only check of `relbench.scoring.colour_layout_correct`
 (the strict rule on the centroids of the two colours, no shapes needed), for a model that
 places its objects but does not yet draw shapes the scorer can name; `delta` = ablated − baseline accuracy (negative:
 the ablation costs accuracy) with a 95 % bootstrap interval over prompts from
@@ -165,7 +165,8 @@ def ablate(
     det = load_detector(detector)
     total = (1 + len(ablations) + len(controls)) * len(prompts) * len(seeds)
     bar = progress_bar(total, progress, "ablate")
-    run = _Runner(hm, the_suite.name, prompts, list(seeds), det, batch_size, bar)
+    run = _Runner(hm, the_suite.name, prompts, list(seeds), det, batch_size, bar,
+                  layout=metric == "colour_layout")
 
     from relbench.stats import accuracy_ci
 
@@ -232,16 +233,18 @@ class _Runner:
     """Generates and scores the prompts × seeds under given interventions."""
 
     def __init__(self, hm: HookedModel, suite_name: str, prompts: list, seeds: list[int], det: Any,
-                 batch_size: int, bar: Any) -> None:
+                 batch_size: int, bar: Any, layout: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.hm, self.suite_name, self.det, self.bar = hm, suite_name, det, bar
         self.jobs = [(p, s) for p in prompts for s in seeds]
         self.batch_size = batch_size
+        self.layout = layout
+        """Also judge each image by `colour_layout_correct` (row field `colour_layout`)."""
 
     def __call__(self, interventions: list[Intervention]) -> list[dict]:
-        from relbench.dit.train import colour_layout_correct
         from relbench.runner import _sample_row, _score
+        from relbench.scoring import colour_layout_correct
 
         rows = []
         with self.hm.hooks(interventions=interventions) as hooks:
@@ -251,9 +254,10 @@ class _Runner:
                 for (p, s), image in zip(batch, images):
                     row = _sample_row(self.suite_name, p, s)
                     scored = _score(image, p.spec, self.det, None)
-                    layout = (None if scored.get("correct") is None
-                              else colour_layout_correct(image, p.spec))
-                    rows.append(row | scored | {"colour_layout": layout})
+                    if self.layout:
+                        scored["colour_layout"] = (None if scored.get("correct") is None
+                                                   else colour_layout_correct(image, p.spec))
+                    rows.append(row | scored)
                 self.bar.update(len(batch))
         return rows
 
