@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, Any]]:
+    from relbench.dit.model import ModelConfig
     from relbench.dit.objectives import sampling_scheduler
 
-    from relbench.dit.model import ModelConfig
-
     m, lay = train["model"], train.get("layout", {})
-    side, grid = ModelConfig.model_validate(m).input_size, ModelConfig.model_validate(m).grid
+    shape = ModelConfig.model_validate(m)
+    side, grid = shape.input_size, shape.grid
     shift = float(sampling.get("shift", 1.0))
     scheduler = type(sampling_scheduler(train["objective"], shift)).__name__
     if lay.get("balance_relations") or lay.get("spread_start", 1.0) < 1.0:
