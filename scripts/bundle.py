@@ -62,6 +62,7 @@ def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, 
         ("objective", train["objective"]),
         ("noise levels", noise),
         ("batch / lr / warm-up", f"{train['batch_size']} / {train['lr']} / {train['warmup_steps']}"),
+        ("learning-rate schedule", _schedule(train)),
         ("EMA decay / caption dropout", f"{train['ema_decay']} / {train['caption_dropout']}"),
         ("bf16 autocast", train["bf16"]),
         ("sampler", f"{scheduler}, shift {shift}; relbench defaults 14 steps, CFG 4.5"),
@@ -71,6 +72,33 @@ def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, 
         f"{m['latent_channels']} latent channels) trained first for {train['autoencoder_steps']} steps "
         f"at batch {train['autoencoder_batch']} on the same layouts, then frozen",
     )] if m["space"] == "latent" else [])
+
+
+def _schedule(train: dict[str, Any]) -> str:
+    """The learning-rate schedule in words, from the stored config's fields."""
+    if train.get("lr_decay_start") is None:
+        return "constant after the warm-up"
+    low = train.get("lr_min_ratio", 0.1)
+    parts = [f"half cosine to {low} × lr from step {train['lr_decay_start']} over {train['lr_decay_steps']} steps"]
+    for r in train.get("lr_restarts") or []:
+        parts.append(f"warm restart at step {r['step']} to {r['peak_ratio']} × lr, half cosine to "
+                     f"{low} × lr from step {r['decay_start']} over {r['decay_steps']} steps")
+    return "; ".join(parts)
+
+
+def _config_file(train: dict[str, Any], name: str) -> Path | None:
+    """A file in configs/train whose config is the stored one (NAME.json first), if any."""
+    from relbench.dit.train import TrainConfig
+
+    folder = ROOT / "configs" / "train"
+    candidates = [folder / f"{name}.json"] + sorted(folder.glob("*.json"))
+    for path in candidates:
+        try:
+            if path.is_file() and TrainConfig.load(path).model_dump() == train:
+                return path.relative_to(ROOT)
+        except ValueError:
+            continue
+    return None
 
 
 def _evaluated_hash(eval_dir: Path) -> str | None:
@@ -114,7 +142,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from relbench.dit.bundle import BUNDLED_ROOT, export_bundled
     from relbench.dit.checkpoint import read_checkpoint
-    from relbench.dit.train import TrainConfig
 
     ckpt = read_checkpoint(a.checkpoint, ["ema"])
     train, state = ckpt.meta["train"], ckpt.state or {}
@@ -123,8 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     recipe = "\n".join(f"| {k} | {v} |" for k, v in _recipe(train, sampling))
     hw = (f"{platform.machine()} CPU, {os.cpu_count()} cores, {a.threads} torch thread(s), "
           f"torch {torch.__version__}, {platform.system()}" + (f"; {a.hardware}" if a.hardware else ""))
-    config_file = Path("configs") / "train" / f"{a.name}.json"
-    if (ROOT / config_file).is_file() and TrainConfig.load(ROOT / config_file).model_dump() == train:
+    config_file = _config_file(train, a.name)
+    if config_file is not None:
         how = f"`relbench train {config_file.as_posix()}`, which holds the recipe below"
     else:
         how = "`relbench train` and the recipe below (stored in the checkpoint's config.json)"

@@ -343,10 +343,11 @@ def test_eval_cli_sampling_options_and_model_names(bundled, tmp_path):
     prompts = _prompts_file(tmp_path)
     args = ["eval", "--suite", f"file:{prompts}", "--n-images", "1", "--quiet", "--json"]
     ok = CliRunner().invoke(app, args + ["--model", "rtep-micro", "--steps", "2", "--guidance", "2.5",
-                                         "--out", str(tmp_path / "run")])
+                                         "--bf16", "--out", str(tmp_path / "run")])
     assert ok.exit_code == 0, ok.output
     summary = json.loads(ok.stdout)
-    assert summary["run"]["sampling"]["steps"] == 2 and summary["run"]["sampling"]["guidance"] == 2.5
+    sampling = summary["run"]["sampling"]
+    assert (sampling["steps"], sampling["guidance"], sampling["bf16"]) == (2, 2.5, True)
     assert summary["metrics"]["n_scored"] == 3
     typo = CliRunner().invoke(app, args + ["--model", "rtep-micr", "--out", str(tmp_path / "x")])
     assert typo.exit_code == 2 and "did you mean 'rtep-micro'" in typo.output
@@ -394,3 +395,11 @@ def test_bundle_card_recipe_names_the_order_bias_and_the_autoencoder():
         assert recipe["sampler"].startswith("FlowMatchEulerDiscreteScheduler, shift 3.0")
     paper = dict(script._recipe(TrainConfig().model_dump(), {}))
     assert paper["subject colour"].startswith("the paper's") and paper["layouts"].startswith("the paper's")
+    assert paper["learning-rate schedule"] == "constant after the warm-up"
+    bundled = TrainConfig.load(ROOT / "configs" / "train" / "rtep-micro.json").model_dump()
+    assert dict(script._recipe(bundled, {}))["learning-rate schedule"] == (
+        "half cosine to 0.1 × lr from step 3000 over 1500 steps; warm restart at step 4500 to 0.5 × lr, "
+        "half cosine to 0.1 × lr from step 9000 over 3500 steps")
+    # the card names the config file that holds the stored recipe, whatever the bundle's name
+    assert script._config_file(bundled, "renamed") == Path("configs/train/rtep-micro.json")
+    assert script._config_file({**bundled, "lr": 0.5}, "rtep-micro") is None

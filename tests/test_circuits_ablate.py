@@ -98,7 +98,7 @@ def test_ablation_json_pairs_seeds_and_empty_ablation_changes_nothing(hooked, tm
         lo, hi = a["delta_ci95"]
         assert lo <= a["delta"] <= hi
         assert a["kind"] == "zero_head" and a["roles"] == []
-    assert result["random_control"] == {"k": 0, "draws": 0, "deltas": [], "mean": None}
+    assert result["random_control"] == {"k": 0, "draws": 0, "exhaustive": False, "deltas": [], "mean": None}
 
 
 def test_block_tokens_and_the_random_head_control(hooked):
@@ -120,6 +120,7 @@ def test_block_tokens_and_the_random_head_control(hooked):
     assert all(len(set(c["heads"])) == 2 and c["kind"] == "block_tokens" for c in controls)
     rc = result["random_control"]
     assert rc["k"] == 2 and rc["draws"] == 3 and rc["deltas"] == [c["delta"] for c in controls]
+    assert rc["exhaustive"] is False  # 3 of the 36 two-head sets
     assert rc["mean"] == pytest.approx(np.mean(rc["deltas"]))
     again = ablate(
         hooked,
@@ -132,6 +133,20 @@ def test_block_tokens_and_the_random_head_control(hooked):
         **RUN,
     )
     assert again["ablations"] == controls  # the draws come from the seed
+
+
+def test_control_is_exhaustive_once_the_draws_cover_every_head_set():
+    from relbench.circuits.ablate import control_head_sets, random_heads
+
+    singles = control_head_sets(1, 3, 3, draws=9)
+    assert singles == [((layer, h),) for layer in range(3) for h in range(3)]
+    assert control_head_sets(1, 3, 3, draws=50) == singles
+    pairs = control_head_sets(2, 3, 3, draws=36)
+    assert len(pairs) == len(set(pairs)) == 36 and all(a < b for a, b in pairs)
+    rng = np.random.default_rng(4)
+    assert control_head_sets(1, 3, 3, draws=5, seed=4) == [random_heads(1, 3, 3, rng) for _ in range(5)]
+    with pytest.raises(ValueError, match="draws must be positive"):
+        control_head_sets(1, 3, 3, draws=0)
 
 
 def test_bad_targets_fail_before_generating(hooked, tmp_path):
@@ -213,6 +228,15 @@ def test_cli_synopsis_and_ablate(tiny_checkpoint, tmp_path):
         ("random:2", None),
     ]
     assert "L0H1 steps 0:1:" in res.output and "random 2 heads × 2 draws" in res.output
+
+    res = runner.invoke(app, ["circuits", "ablate", *common, "--random-control", "1", "--draws", "99",
+                              "--out", str(tmp_path / "every")])
+    assert res.exit_code == 0, res.output
+    every = json.loads((tmp_path / "every" / "ablation.json").read_text())
+    heads = [a["heads"] for a in every["ablations"]]
+    assert every["random_control"]["exhaustive"] and len(heads) == every["random_control"]["draws"]
+    assert heads == [[f"L{layer}H{h}"] for layer in range(len(heads) // 3) for h in range(3)]
+    assert "every 1-head set (%d, exhaustive)" % len(heads) in res.output and "largest drops L" in res.output
 
     res = runner.invoke(
         app, ["circuits", "ablate", *common, "--heads", "L0H1,L0H5", "--out", str(tmp_path / "x")]

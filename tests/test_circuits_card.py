@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from relbench.circuits.card import CARD_JSON, CARD_MD, build_card, load_card, verdict
@@ -121,6 +122,7 @@ def test_card_numbers_and_a_causal_verdict(tmp_path):
     assert card["random_control"] == {
         "k": 1,
         "draws": 4,
+        "exhaustive": False,
         "mean": -0.0125,
         "min": -0.04,
         "max": 0.01,
@@ -136,6 +138,25 @@ def test_card_numbers_and_a_causal_verdict(tmp_path):
     assert "| top relation head | L1H0 | 2.500 | -0.310 [-0.360, -0.260] (zero_head) |" in md
     assert "**Verdict:** L1H0 is a relation head beyond chance" in md
     assert "Synopsis: 12 of 16 images with both objects found" in md
+
+
+def test_an_exhaustive_control_compares_the_head_with_every_other_head(tmp_path):
+    syn, screen, ablation = _inputs(tmp_path)
+    data = json.loads(ablation.read_text())
+    deltas = {"L0H0": -0.05, "L0H1": 0.0, "L1H0": -0.31, "L1H1": -0.4}  # L1H1 drops more than L1H0
+    data["ablations"] += [{"target": "random:1", "kind": "zero_head", "roles": [], "step_window": None,
+                           "strict": 0.6 + d, "delta": d, "delta_ci95": [d - 0.05, d + 0.05],
+                           "heads": [h], "draw": i} for i, (h, d) in enumerate(deltas.items())]
+    data["random_control"] = {"k": 1, "draws": 4, "exhaustive": True, "deltas": list(deltas.values()),
+                              "mean": float(np.mean(list(deltas.values())))}
+    ablation.write_text(json.dumps(data))
+    card = build_card("m", syn, screen, ablation, tmp_path / "card")
+    rc = card["random_control"]
+    assert rc["exhaustive"] and rc["draws"] == 3 and (rc["min"], rc["max"]) == (-0.4, 0.0)  # L1H0 left out
+    assert rc["mean"] == pytest.approx(-0.15) and (rc["rank"], rc["of"]) == (2, 4)
+    assert card["verdict"]["label"] == "not_special"
+    assert "the other 3 heads (-0.400 … +0.000; it ranks 2 of 4)" in card["verdict"]["text"]
+    assert "the relation head ranks 2 of 4" in (tmp_path / "card" / CARD_MD).read_text()
 
 
 def test_verdict_follows_the_numbers():

@@ -176,6 +176,27 @@ def test_compiled_sampling_matches_eager_to_rounding(tmp_path):
     assert worst <= 2, f"compiled sampling differs from eager by {worst} uint8 levels"
 
 
+def test_bf16_sampling_runs_in_bf16_and_restores_the_exact_float32_weights(tmp_path):
+    _trainer(tiny_config(objective="x0"), tmp_path).run(stop_at=3)
+    pipe = load_pipeline(latest_checkpoint(tmp_path))
+    tensors = lambda: dict(list(pipe.model.named_parameters()) + list(pipe.model.named_buffers()))
+    before = {k: v.detach().clone() for k, v in tensors().items()}
+    seen: list[torch.dtype] = []
+    pipe.model.register_forward_pre_hook(lambda m, args: seen.append(args[0].dtype))
+    prompts = ["red square is above blue square", "blue circle is left of red square"]
+    full = pipe.generate(prompts, [0, 1], steps=3, output_size=None)
+    pipe.bf16 = True
+    half = pipe.generate(prompts, [0, 1], steps=3, output_size=None)
+    assert seen == [torch.float32] * 3 + [torch.bfloat16] * 3 and pipe.describe()["bf16"] is True
+    after = tensors()
+    assert after.keys() == before.keys()
+    assert all(after[k].dtype == torch.float32 and torch.equal(after[k], v) for k, v in before.items())
+    pipe.bf16 = False
+    assert all(np.array_equal(a, b) for a, b in zip(full, pipe.generate(prompts, [0, 1], steps=3, output_size=None)))
+    mean = np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(full, half)])
+    assert 0 < mean < 2.0, f"bf16 images differ from float32 by {mean:.2f} uint8 levels on average"
+
+
 def test_checkpoints_carry_the_sampler_shift_their_config_names(tmp_path):
     t = _trainer(tiny_config(objective="x0", sample_shift=3.0), tmp_path)
     t.run(stop_at=3)
@@ -298,6 +319,24 @@ def test_evaluate_suite_splits_colour_layout_by_the_subjects_colour():
     assert result["colour_layout_by_subject"]["red"] == 1.0
     assert result["colour_layout_by_subject"]["blue"] < 0.1
     assert 0.4 < result["colour_layout"] < 0.6
+
+
+def test_a_warm_restart_leaves_the_earlier_schedule_unchanged_then_decays_again():
+    base = dict(lr=1e-3, warmup_steps=10, lr_decay_start=100, lr_decay_steps=50, lr_min_ratio=0.1)
+    plain = tiny_config(**base)
+    restarted = tiny_config(**base, lr_restarts=[{"step": 200, "peak_ratio": 0.5, "decay_start": 300,
+                                                  "decay_steps": 100}])
+    assert [restarted.learning_rate(k) for k in range(200)] == [plain.learning_rate(k) for k in range(200)]
+    assert restarted.learning_rate(200) == restarted.learning_rate(300) == pytest.approx(5e-4)
+    assert restarted.learning_rate(350) == pytest.approx(1e-3 * (0.1 + 0.4 * 0.5))
+    assert restarted.learning_rate(400) == restarted.learning_rate(10**6) == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="must come after lr_decay_start"):
+        tiny_config(**base, lr_restarts=[{"step": 50, "peak_ratio": 0.5, "decay_start": 60, "decay_steps": 9}])
+    with pytest.raises(ValueError, match="decay_start 250 comes before it"):
+        tiny_config(**base, lr_restarts=[{"step": 300, "peak_ratio": 0.5, "decay_start": 250, "decay_steps": 9}])
+    with pytest.raises(ValueError, match="steps must increase"):
+        tiny_config(**base, lr_restarts=[{"step": 300, "peak_ratio": 0.5, "decay_start": 300, "decay_steps": 9},
+                                         {"step": 200, "peak_ratio": 0.5, "decay_start": 200, "decay_steps": 9}])
 
 
 def test_learning_rate_warms_up_then_decays_along_a_half_cosine(tmp_path):

@@ -5,7 +5,8 @@ Targets: `L{l}H{h}` (one head), `L{l}` (every head of a layer), `all` (every hea
 joined by "+" (`L2H1+L3H0`, ablated together). Kinds: `zero_head` (the head's output is zeroed)
 and `block_tokens` (the head cannot attend to text tokens of the given roles, e.g. `relation`).
 Both act on the conditional branch only, optionally within a window of sampling steps
-[start, end). A random-head control ablates k heads drawn at random, several draws, the same way.
+[start, end). A random-head control ablates k heads drawn at random, several draws, the same way; with
+as many draws as there are k-head sets it ablates every set once (exhaustive, exact).
 
 `strict` is the accuracy under `metric` over every (prompt, seed): by default relbench's headline
 accuracy (`correct`: strict relation rule, shapes and colours right, unique binding); with
@@ -19,6 +20,8 @@ an empty ablation gives delta 0 exactly.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +99,24 @@ def random_heads(
     return tuple((i // heads, i % heads) for i in idx)
 
 
+def control_head_sets(
+    k: int, layers: int, heads: int, draws: int, seed: int = 0
+) -> list[tuple[tuple[int, int], ...]]:
+    """The head sets of the random-head control: `draws` sets of `k` heads drawn with
+    `np.random.default_rng(seed)`, or, when `draws` reaches the number of distinct k-head sets
+    (18 single heads in a micro model), every set once in layer/head order. The exhaustive control
+    is exact: a head's Δ is then ranked against every other head's, not against a sample."""
+    total = layers * heads
+    if not 1 <= k <= total:
+        raise ValueError(f"random control k={k} must be between 1 and the model's {total} heads")
+    if draws < 1:
+        raise ValueError(f"draws must be positive, got {draws}")
+    if draws >= math.comb(total, k):
+        return [tuple((i // heads, i % heads) for i in combo) for combo in itertools.combinations(range(total), k)]
+    rng = np.random.default_rng(seed)
+    return [random_heads(k, layers, heads, rng) for _ in range(draws)]
+
+
 def ablate(
     model: Any,
     targets: Sequence[str | Ablation] = (),
@@ -150,12 +171,9 @@ def ablate(
         a.interventions()  # validates kind / roles / window
     controls: list[Ablation] = []
     if random_control:
-        if draws < 1:
-            raise ValueError(f"draws must be positive, got {draws}")
-        rng = np.random.default_rng(seed)
         name = f"random:{random_control}"
-        controls = [Ablation(name, random_heads(random_control, layers, heads, rng), kind, roles)
-                    for _ in range(draws)]
+        sets = control_head_sets(random_control, layers, heads, draws, seed)
+        controls = [Ablation(name, pairs, kind, roles) for pairs in sets]
         controls[0].interventions()
 
     the_suite = load_suite(suite)
@@ -187,6 +205,7 @@ def ablate(
         "random_control": {
             "k": random_control,
             "draws": len(controls),
+            "exhaustive": bool(controls) and len(controls) == math.comb(layers * heads, random_control),
             "deltas": deltas,
             "mean": float(np.mean(deltas)) if deltas else None,
         },
@@ -263,5 +282,5 @@ class _Runner:
 
 
 __all__ = [
-    "ABLATION_JSON", "METRICS", "Ablation", "ablate", "parse_target", "random_heads", "write_json_atomic",
+    "ABLATION_JSON", "METRICS", "Ablation", "ablate", "control_head_sets", "parse_target", "random_heads", "write_json_atomic",
 ]

@@ -14,7 +14,9 @@ card takes its `zero_head` ablation over all steps when present, else its first 
 Verdict (computed, never typed): the top relation head is *causal beyond chance* when its Δ
 is below every Δ of the random-head control and the upper end of its interval is below the
 control's mean; *not special* when its Δ lies within the control's range; *helps when removed*
-when its Δ is above the control's range. Without an ablation of that head the card says so.
+when its Δ is above the control's range. An exhaustive control (`ablate --random-control 1
+--draws 18` on an 18-head model: every head once) compares the head with every other head and
+gives its rank. Without an ablation of that head the card says so.
 """
 
 from __future__ import annotations
@@ -72,18 +74,34 @@ def _head_ablation(ablation: Mapping[str, Any], target: str) -> dict[str, Any] |
     }
 
 
-def _control(ablation: Mapping[str, Any]) -> dict[str, Any] | None:
+def _control(ablation: Mapping[str, Any], head: str | None = None) -> dict[str, Any] | None:
+    """The random-head control's summary. An exhaustive control (every k-head set once) leaves
+    out the set that is `head` alone, so the head is compared with every other head, and gives
+    `head`'s rank among all single heads (1 = the largest drop)."""
     rc = ablation.get("random_control")
     if not rc or not rc.get("deltas"):
         return None
-    deltas = [float(d) for d in rc["deltas"]]
-    return {
+    exhaustive = bool(rc.get("exhaustive"))
+    rows = [a for a in ablation.get("ablations", []) if a.get("draw") is not None and a.get("delta") is not None]
+    if exhaustive and rows:
+        others = [float(a["delta"]) for a in rows if a.get("heads") != [head]]
+        own = [float(a["delta"]) for a in rows if a.get("heads") == [head]]
+    else:
+        others, own = [float(d) for d in rc["deltas"]], []
+    if not others:
+        return None
+    out = {
         "k": rc.get("k"),
-        "draws": rc.get("draws", len(deltas)),
-        "mean": rc.get("mean"),
-        "min": min(deltas),
-        "max": max(deltas),
+        "draws": len(others) if exhaustive else rc.get("draws", len(others)),
+        "exhaustive": exhaustive,
+        "mean": float(sum(others) / len(others)) if exhaustive else rc.get("mean"),
+        "min": min(others),
+        "max": max(others),
     }
+    if exhaustive and own and rc.get("k") == 1:
+        out["rank"] = 1 + sum(d < own[0] for d in others)
+        out["of"] = len(others) + 1
+    return out
 
 
 def verdict(
@@ -103,7 +121,13 @@ def verdict(
             "no random-head control to compare with."
         )
     rng = f"{control['min']:+.3f} … {control['max']:+.3f}"
-    draws = f"{control['draws']} random draws of {control['k']} head(s)"
+    if control.get("exhaustive"):
+        draws = (f"the other {control['draws']} heads" if control["k"] == 1
+                 else f"the {control['draws']} other sets of {control['k']} heads")
+        if control.get("rank"):
+            rng += f"; it ranks {control['rank']} of {control['of']}"
+    else:
+        draws = f"{control['draws']} random draws of {control['k']} head(s)"
     mean = control.get("mean")
     if mean is None:
         mean = (control["min"] + control["max"]) / 2
@@ -159,7 +183,7 @@ def build_card(
         )
     scr_top = scr["top"][ranked.index(key)]
     cosines = {h["relation"]: h["cosine"] for h in scr["heads"] if (h["layer"], h["head"]) == key}
-    control = _control(abl)
+    control = _control(abl, rel_name)
     rel_abl, obj_abl = _head_ablation(abl, rel_name), _head_ablation(abl, obj_name)
     from relbench.circuits.ablate import METRICS
 
@@ -240,8 +264,9 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     control = (
         "none"
         if rc is None
-        else f"{rc['draws']} draws of {rc['k']} head(s): mean {rc['mean']:+.3f}, range "
-        f"{rc['min']:+.3f} … {rc['max']:+.3f}"
+        else ("every other head" if rc.get("exhaustive") and rc["k"] == 1 else f"{rc['draws']} draws of {rc['k']} head(s)")
+        + f" ({rc['draws']}): mean {rc['mean']:+.3f}, range {rc['min']:+.3f} … {rc['max']:+.3f}"
+        + (f"; the relation head ranks {rc['rank']} of {rc['of']}" if rc.get("rank") else "")
     )
     agree = card.get("screen_synopsis_agreement") or {}
     cos = ", ".join(f"{r} {c:+.2f}" for r, c in rel["screen"]["cosines"].items())

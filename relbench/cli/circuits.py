@@ -92,7 +92,8 @@ def ablate_cmd(
         None, "--step-window", help="START:END sampling steps to ablate in (repeatable; default all)"),
     random_control: int = typer.Option(0, "--random-control", min=0,
                                        help="Also ablate K random heads (0: no control)"),
-    draws: int = typer.Option(5, min=1, help="Random-control draws"),
+    draws: int = typer.Option(5, min=1, help="Random-control draws; as many as there are K-head sets "
+                              "(18 single heads on a micro DiT) ablates every set once (exhaustive)"),
     suite: str = typer.Option("core", help="Suite name or file:PROMPTS.jsonl"),
     n_prompts: Optional[int] = typer.Option(None, "--n-prompts", min=1),
     seeds: str = typer.Option("0,1,2,3", help="Comma-separated seeds"),
@@ -131,7 +132,12 @@ def ablate_cmd(
         typer.echo(f"  {a['target']}{win}: {_num(a['strict'])} (Δ {_num(a['delta'], '+.3f')}"
                    + ("" if ci is None else f", 95% CI {ci[0]:+.3f}–{ci[1]:+.3f}") + ")")
     rc = result["random_control"]
-    if rc["draws"]:
+    if rc["draws"] and rc.get("exhaustive"):
+        ranked = sorted((a for a in result["ablations"] if a.get("draw") is not None and a["delta"] is not None),
+                        key=lambda a: a["delta"])
+        typer.echo(f"  every {rc['k']}-head set ({rc['draws']}, exhaustive): mean Δ {_num(rc['mean'], '+.3f')}; "
+                   "largest drops " + ", ".join(f"{'+'.join(a['heads'])} {a['delta']:+.3f}" for a in ranked[:5]))
+    elif rc["draws"]:
         typer.echo(f"  random {rc['k']} heads × {rc['draws']} draws: mean Δ {_num(rc['mean'], '+.3f')}")
 
 

@@ -31,6 +31,11 @@ def eval_(
         False, "--compile",
         help="torch.compile a DiT's transformer (bundled, dit:): ~1.14x faster sampling after a one-off compile",
     ),
+    bf16: bool = typer.Option(
+        False, "--bf16",
+        help="Sample a DiT (bundled, dit:) with bfloat16 weights and activations: faster on CPUs with "
+             "AVX512-BF16; images differ from float32 by a fraction of a uint8 level on average",
+    ),
     save_images: bool = typer.Option(False, "--save-images", help="Write each image under RUN_DIR/images"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar"),
     as_json: bool = typer.Option(False, "--json", help="Print summary.json on stdout"),
@@ -47,8 +52,8 @@ def eval_(
         detector=detector,
         batch_size=batch_size,
         save_images=save_images,
-        model_args={k: v for k, v in (("steps", steps), ("guidance", guidance), ("compile", compile_ or None))
-                    if v is not None},
+        model_args={k: v for k, v in (("steps", steps), ("guidance", guidance), ("compile", compile_ or None),
+                                      ("bf16", bf16 or None)) if v is not None},
     )
     try:
         summary = run_eval(cfg, out, progress=not quiet)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from relbench import distributed
 from relbench.dit.autoencoder import AutoencoderConfig, TinyAutoencoder, to_tensor, train_autoencoder
@@ -49,6 +49,21 @@ Source = Callable[[int, int, int], Batch]
 """(step, rank, batch_size) → a batch; must be a pure function of its arguments."""
 
 
+class LrRestart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: int = Field(ge=1)
+    peak_ratio: float = Field(gt=0.0)
+    decay_start: int = Field(ge=1)
+    decay_steps: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _decay_after_restart(self) -> LrRestart:
+        if self.decay_start < self.step:
+            raise ValueError(f"restart at step {self.step}: decay_start {self.decay_start} comes before it")
+        return self
+
+
 class TrainConfig(BaseModel):
     """A training run. Loaded from JSON (configs/train/*.json) plus typed `key=value` overrides."""
 
@@ -73,6 +88,11 @@ class TrainConfig(BaseModel):
     warm-up). Once a model places its objects right, the lower rate refines the shapes."""
     lr_decay_steps: int = Field(1000, ge=1)
     lr_min_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    lr_restarts: list[LrRestart] = Field(default_factory=list)
+    """Warm restarts (SGDR) after the first decay, in step order: from `step` the rate is
+    `lr * peak_ratio`, falling along its own half cosine to `lr * lr_min_ratio` from
+    `decay_start` over `decay_steps` steps. This is how a finished run is extended without
+    rewriting the schedule its earlier steps were trained under."""
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
@@ -99,8 +119,24 @@ class TrainConfig(BaseModel):
     autoencoder_steps: int = 1500
     autoencoder_batch: int = 64
 
+    @model_validator(mode="after")
+    def _restarts_in_order(self) -> TrainConfig:
+        steps = [r.step for r in self.lr_restarts]
+        if steps != sorted(set(steps)):
+            raise ValueError(f"lr_restarts: steps must increase, got {steps}")
+        if steps and self.lr_decay_start is not None and steps[0] <= self.lr_decay_start:
+            raise ValueError(f"lr_restarts: the first restart (step {steps[0]}) must come after "
+                             f"lr_decay_start ({self.lr_decay_start})")
+        return self
+
     def learning_rate(self, step: int) -> float:
         """The rate of optimizer step `step` (0-based): linear warm-up, then the optional decay."""
+        for restart in reversed(self.lr_restarts):
+            if step >= restart.step:
+                done = min(1.0, max(0, step - restart.decay_start) / restart.decay_steps)
+                cosine = 0.5 * (1 + math.cos(math.pi * done))
+                peak = restart.peak_ratio
+                return self.lr * (self.lr_min_ratio + (peak - self.lr_min_ratio) * cosine)
         rate = self.lr * min(1.0, (step + 1) / max(1, self.warmup_steps))
         if self.lr_decay_start is not None and step >= self.lr_decay_start:
             done = min(1.0, (step - self.lr_decay_start) / self.lr_decay_steps)
