@@ -157,6 +157,12 @@ def test_an_exhaustive_control_compares_the_head_with_every_other_head(tmp_path)
     assert card["verdict"]["label"] == "not_special"
     assert "the other 3 heads (-0.400 … +0.000; it ranks 2 of 4)" in card["verdict"]["text"]
     assert "the relation head ranks 2 of 4" in (tmp_path / "card" / CARD_MD).read_text()
+    # without its own target row, the head's Δ comes from its draw in the exhaustive control
+    data["ablations"] = [a for a in data["ablations"] if a["target"] != "L1H0"]
+    ablation.write_text(json.dumps(data))
+    again = build_card("m", syn, screen, ablation)
+    assert again["relation_head"]["ablation"]["delta"] == -0.31 and again["random_control"]["rank"] == 2
+    assert again["verdict"] == card["verdict"]
 
 
 def test_verdict_follows_the_numbers():

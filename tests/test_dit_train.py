@@ -321,6 +321,20 @@ def test_evaluate_suite_splits_colour_layout_by_the_subjects_colour():
     assert 0.4 < result["colour_layout"] < 0.6
 
 
+@pytest.mark.parametrize("keep_best", [True, False])
+def test_pruning_keeps_the_best_evaluated_checkpoint(tmp_path, keep_best):
+    tmp_path.mkdir(exist_ok=True)
+    rows = [{"step": 2, "strict_accuracy": 0.9}, {"step": 3, "strict_accuracy": 0.9},
+            {"step": 4, "strict_accuracy": 0.1}, {"step": 9, "strict_accuracy": 1.0}]  # 9: never reached
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = _trainer(tiny_config(checkpoint_every=1, keep_checkpoints=2, keep_best=keep_best), tmp_path)
+    assert t.best_eval_step() is None  # nothing evaluated at or before step 0
+    t.run()
+    assert t.best_eval_step() == 3  # the later of the tied best, among the steps done
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert kept == (["step_0000003"] if keep_best else []) + ["step_0000005", "step_0000006"]
+
+
 def test_a_warm_restart_leaves_the_earlier_schedule_unchanged_then_decays_again():
     base = dict(lr=1e-3, warmup_steps=10, lr_decay_start=100, lr_decay_steps=50, lr_min_ratio=0.1)
     plain = tiny_config(**base)

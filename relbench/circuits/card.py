@@ -64,7 +64,11 @@ def head_name(layer: int, head: int) -> str:
 
 
 def _head_ablation(ablation: Mapping[str, Any], target: str) -> dict[str, Any] | None:
+    """The head's own ablation; failing that, its draw in an exhaustive control (which ablates
+    every head alone, so the head need not be named as a target too)."""
     rows = [a for a in ablation.get("ablations", []) if a.get("target") == target]
+    if not rows and (ablation.get("random_control") or {}).get("exhaustive"):
+        rows = [a for a in ablation.get("ablations", []) if a.get("draw") is not None and a.get("heads") == [target]]
     preferred = [a for a in rows if a.get("kind") == "zero_head" and a.get("step_window") is None]
     pick = (preferred or rows or [None])[0]
     if pick is None:

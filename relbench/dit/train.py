@@ -103,6 +103,10 @@ class TrainConfig(BaseModel):
     log_every: int = 25
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+    keep_best: bool = True
+    """Also keep the checkpoint of the best periodic evaluation (strict accuracy): a curriculum
+    can move past a model's best point, and the last checkpoints would not hold it. The periodic
+    evaluation is small (`eval_prompts` × `eval_seeds`), so evaluate the kept one in full."""
     eval_every: int = 1000
     eval_prompts: int = 24
     """Prompts of the `core` suite used for periodic evaluation (evenly spaced; 0 disables)."""
@@ -298,11 +302,31 @@ class Trainer:
                  "optimizer": opt_info}
         write_checkpoint(path, Checkpoint(self._meta(), weights, state))
         done = sorted(p for p in (self.out / CHECKPOINTS).iterdir() if p.name.startswith("step_"))
+        best = self.best_eval_step() if self.config.keep_best else None
         for old in done[: max(0, len(done) - self.config.keep_checkpoints)]:
             import shutil
 
+            if best is not None and old.name == f"step_{best:07d}":
+                continue
             shutil.rmtree(old, ignore_errors=True)
         return path
+
+    def best_eval_step(self) -> int | None:
+        """The step whose periodic evaluation had the highest strict accuracy (the later one on a
+        tie), from the log; None before the first evaluation."""
+        log = self.out / LOG_FILE
+        if not log.exists():
+            return None
+        best: tuple[float, int] | None = None
+        for line in log.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "strict_accuracy" in row and row.get("step", 0) <= self.step:
+                key = (float(row["strict_accuracy"]), int(row["step"]))
+                best = key if best is None or key > best else best
+        return None if best is None else best[1]
 
     def _resume_or_start(self) -> None:
         path = latest_checkpoint(self.out)
