@@ -54,13 +54,17 @@ class DiTPipeline:
         exact float32 copy afterwards, so attention hooks stay attached and anything that reads the
         weights between calls (weight-space screening, export) sees float32. The scheduler, the
         guidance arithmetic and the autoencoder stay float32. On CPUs with AVX512-BF16 this is the
-        fast path (benchmarks/generate.py --bf16); images differ from float32 sampling by a
-        fraction of a uint8 level on average."""
+        fast path: 1.53× float32's images/s on the bundled micro model, 2 threads
+        (benchmarks/generate.py). Images differ from float32 sampling by 0.24 uint8 levels on
+        average; a few edge pixels move further (at most 66 levels there), and on `core` the
+        bundled rtep-micro scores 0.539 against float32's 0.565 (paired drop 0.026, 95 % CI
+        0.000–0.055): a speed/accuracy trade, not a free switch."""
         self.compile = compile
         """Run the transformer through `torch.compile` (inductor). On the bundled micro model this
-        gives 1.14× faster sampling on 2 CPU threads (9.52 vs 8.32 images/s,
-        benchmarks/generate.py), after a one-off compilation (16 s). That pays for itself over
-        runs of hundreds of images. Outputs match eager mode to float rounding, not bit for bit."""
+        gives 1.11× faster sampling on 2 CPU threads in float32 (8.84 vs 7.96 images/s) and 1.90×
+        with `bf16` (15.15 images/s; benchmarks/generate.py, one run), after a one-off
+        compilation (10–17 s). That pays for itself over runs of hundreds of images. Outputs match
+        eager mode to float rounding, not bit for bit."""
         self._compiled: Any = None
 
     def _forward(self) -> Any:
