@@ -403,3 +403,5 @@ def test_bundle_card_recipe_names_the_order_bias_and_the_autoencoder():
     # the card names the config file that holds the stored recipe, whatever the bundle's name
     assert script._config_file(bundled, "renamed") == Path("configs/train/rtep-micro.json")
     assert script._config_file({**bundled, "lr": 0.5}, "rtep-micro") is None
+    older = {k: v for k, v in bundled.items() if k != "keep_best"}  # stored before the field existed
+    assert script._config_file(older, "rtep-micro") == Path("configs/train/rtep-micro.json")
