@@ -91,14 +91,14 @@ def _config_file(train: dict[str, Any], name: str) -> Path | None:
     from relbench.dit.train import TrainConfig
 
     folder = ROOT / "configs" / "train"
-    candidates = [folder / f"{name}.json"] + sorted(folder.glob("*.json"))
+    candidates = sorted(folder.glob("*.json"), key=lambda path: (path.name != f"{name}.json", path.name))
     try:  # through today's schema, so fields added since (with their defaults) compare equal
         stored = TrainConfig.model_validate(train).model_dump()
     except ValueError:
         return None
     for path in candidates:
         try:
-            if path.is_file() and TrainConfig.load(path).model_dump() == stored:
+            if TrainConfig.load(path).model_dump() == stored:
                 return path.relative_to(ROOT)
         except ValueError:
             continue

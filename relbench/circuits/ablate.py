@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -115,6 +115,11 @@ def control_head_sets(
         return [tuple((i // heads, i % heads) for i in combo) for combo in itertools.combinations(range(total), k)]
     rng = np.random.default_rng(seed)
     return [random_heads(k, layers, heads, rng) for _ in range(draws)]
+
+
+def control_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The random-control entries of an ablation.json (those with a `draw`) that have a Δ."""
+    return [a for a in result.get("ablations", []) if a.get("draw") is not None and a.get("delta") is not None]
 
 
 def ablate(
@@ -282,5 +287,5 @@ class _Runner:
 
 
 __all__ = [
-    "ABLATION_JSON", "METRICS", "Ablation", "ablate", "control_head_sets", "parse_target", "random_heads", "write_json_atomic",
+    "ABLATION_JSON", "METRICS", "Ablation", "ablate", "control_head_sets", "control_rows", "parse_target", "random_heads", "write_json_atomic",
 ]

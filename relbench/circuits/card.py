@@ -68,7 +68,9 @@ def _head_ablation(ablation: Mapping[str, Any], target: str) -> dict[str, Any] |
     every head alone, so the head need not be named as a target too)."""
     rows = [a for a in ablation.get("ablations", []) if a.get("target") == target]
     if not rows and (ablation.get("random_control") or {}).get("exhaustive"):
-        rows = [a for a in ablation.get("ablations", []) if a.get("draw") is not None and a.get("heads") == [target]]
+        from relbench.circuits.ablate import control_rows
+
+        rows = [a for a in control_rows(ablation) if a.get("heads") == [target]]
     preferred = [a for a in rows if a.get("kind") == "zero_head" and a.get("step_window") is None]
     pick = (preferred or rows or [None])[0]
     if pick is None:
@@ -85,8 +87,10 @@ def _control(ablation: Mapping[str, Any], head: str | None = None) -> dict[str, 
     rc = ablation.get("random_control")
     if not rc or not rc.get("deltas"):
         return None
+    from relbench.circuits.ablate import control_rows
+
     exhaustive = bool(rc.get("exhaustive"))
-    rows = [a for a in ablation.get("ablations", []) if a.get("draw") is not None and a.get("delta") is not None]
+    rows = control_rows(ablation)
     if exhaustive and rows:
         others = [float(a["delta"]) for a in rows if a.get("heads") != [head]]
         own = [float(a["delta"]) for a in rows if a.get("heads") == [head]]

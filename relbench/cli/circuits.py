@@ -133,8 +133,9 @@ def ablate_cmd(
                    + ("" if ci is None else f", 95% CI {ci[0]:+.3f}–{ci[1]:+.3f}") + ")")
     rc = result["random_control"]
     if rc["draws"] and rc.get("exhaustive"):
-        ranked = sorted((a for a in result["ablations"] if a.get("draw") is not None and a["delta"] is not None),
-                        key=lambda a: a["delta"])
+        from relbench.circuits.ablate import control_rows
+
+        ranked = sorted(control_rows(result), key=lambda a: a["delta"])
         typer.echo(f"  every {rc['k']}-head set ({rc['draws']}, exhaustive): mean Δ {_num(rc['mean'], '+.3f')}; "
                    "largest drops " + ", ".join(f"{'+'.join(a['heads'])} {a['delta']:+.3f}" for a in ranked[:5]))
     elif rc["draws"]:

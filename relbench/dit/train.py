@@ -135,16 +135,17 @@ class TrainConfig(BaseModel):
 
     def learning_rate(self, step: int) -> float:
         """The rate of optimizer step `step` (0-based): linear warm-up, then the optional decay."""
+        def cosine(peak: float, start: int, length: int) -> float:
+            """`peak` until `start`, then a half cosine down to lr_min_ratio over `length` steps."""
+            done = min(1.0, max(0, step - start) / length)
+            return self.lr_min_ratio + (peak - self.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * done))
+
         for restart in reversed(self.lr_restarts):
             if step >= restart.step:
-                done = min(1.0, max(0, step - restart.decay_start) / restart.decay_steps)
-                cosine = 0.5 * (1 + math.cos(math.pi * done))
-                peak = restart.peak_ratio
-                return self.lr * (self.lr_min_ratio + (peak - self.lr_min_ratio) * cosine)
+                return self.lr * cosine(restart.peak_ratio, restart.decay_start, restart.decay_steps)
         rate = self.lr * min(1.0, (step + 1) / max(1, self.warmup_steps))
-        if self.lr_decay_start is not None and step >= self.lr_decay_start:
-            done = min(1.0, (step - self.lr_decay_start) / self.lr_decay_steps)
-            rate *= self.lr_min_ratio + (1 - self.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * done))
+        if self.lr_decay_start is not None:
+            rate *= cosine(1.0, self.lr_decay_start, self.lr_decay_steps)
         return rate
 
     @classmethod
