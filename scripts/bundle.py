@@ -24,7 +24,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, Any]]:
+def _recipe(
+    train: dict[str, Any], sampling: dict[str, Any], refine: dict[str, Any] | None = None
+) -> list[tuple[str, Any]]:
     from relbench.dit.model import ModelConfig
     from relbench.dit.objectives import sampling_scheduler
 
@@ -71,7 +73,23 @@ def _recipe(train: dict[str, Any], sampling: dict[str, Any]) -> list[tuple[str, 
         f"`TinyAutoencoder` (width {train['autoencoder']['width']}, stride {m['latent_downsample']}, "
         f"{m['latent_channels']} latent channels) trained first for {train['autoencoder_steps']} steps "
         f"at batch {train['autoencoder_batch']} on the same layouts, then frozen",
-    )] if m["space"] == "latent" else [])
+    )] if m["space"] == "latent" else []) + ([("decoder refinement", _refinement(refine))] if refine else [])
+
+
+def _refinement(refine: dict[str, Any]) -> str:
+    """The `decoder_refine` section of a checkpoint in words (relbench.dit.refine)."""
+    c = refine["config"]
+    text = (
+        f"after training, `relbench refine-decoder` fitted the decoder alone to the DiT's guided "
+        f"(CFG {c['guidance']}) x0 predictions from noise levels σ ∈ [{c['sigma_min']}, {c['sigma_max']}]: "
+        f"{c['steps']} steps at batch {c['batch_size']}, lr {c['lr']}, {refine['wall_s'] / 60:.1f} min "
+        f"on {refine['threads']} thread(s); the transformer and the encoder are unchanged"
+    )
+    ev = refine.get("eval")
+    if ev:
+        text += (f". Strict accuracy on {ev['prompts']} `core` prompts (seed 0): "
+                 f"{ev['strict_before']:.3f} before, {ev['strict_after']:.3f} after")
+    return text
 
 
 def _schedule(train: dict[str, Any]) -> str:
@@ -151,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     train, state = ckpt.meta["train"], ckpt.state or {}
     sampling = ckpt.meta.get("sampling") or {}
     out = (a.root or BUNDLED_ROOT) / a.name
-    recipe = "\n".join(f"| {k} | {v} |" for k, v in _recipe(train, sampling))
+    recipe = "\n".join(f"| {k} | {v} |" for k, v in _recipe(train, sampling, ckpt.meta.get("decoder_refine")))
     hw = (f"{platform.machine()} CPU, {os.cpu_count()} cores, {a.threads} torch thread(s), "
           f"torch {torch.__version__}, {platform.system()}" + (f"; {a.hardware}" if a.hardware else ""))
     config_file = _config_file(train, a.name)
@@ -183,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
         "",
     ]
     if a.eval:
-        weights = json.loads((a.checkpoint / "config.json").read_text())["files"]["ema.safetensors"]
+        from relbench.dit.checkpoint import sampling_hash
+
+        weights = sampling_hash(json.loads((a.checkpoint / "config.json").read_text())["files"])
         if _evaluated_hash(a.eval) != weights:
             sys.exit(f"error: {a.eval} evaluated weights {_evaluated_hash(a.eval)}, not the EMA weights "
                      f"of {a.checkpoint} ({weights}): evaluate dit:{a.checkpoint} or the exported model")

@@ -405,3 +405,11 @@ def test_bundle_card_recipe_names_the_order_bias_and_the_autoencoder():
     assert script._config_file({**bundled, "lr": 0.5}, "rtep-micro") is None
     older = {k: v for k, v in bundled.items() if k != "keep_best"}  # stored before the field existed
     assert script._config_file(older, "rtep-micro") == Path("configs/train/rtep-micro.json")
+    # a refined decoder is a row of its own, with the refinement's own numbers
+    refine = {"config": {"steps": 600, "batch_size": 32, "lr": 5e-4, "sigma_min": 0.1, "sigma_max": 0.45,
+                         "guidance": 4.5, "seed": 0}, "wall_s": 480.0, "threads": 1,
+              "eval": {"prompts": 96, "strict_before": 0.625, "strict_after": 0.708}}
+    row = dict(script._recipe(bundled, {}, refine))["decoder refinement"]
+    assert "σ ∈ [0.1, 0.45]" in row and "600 steps at batch 32" in row and "8.0 min on 1 thread(s)" in row
+    assert row.endswith("0.625 before, 0.708 after")
+    assert "decoder refinement" not in dict(script._recipe(bundled, {}))

@@ -19,6 +19,7 @@ app.add_typer(suites.app, name="suites", help="List, show and build prompt suite
 app.command("score")(score.score)
 app.command("eval")(eval_cmd.eval_)
 app.command("train")(train.train)
+app.command("refine-decoder")(train.refine_decoder)
 app.add_typer(log.app, name="log", help="Inspect run directories.")
 app.add_typer(leaderboard.app, name="leaderboard", help="Build leaderboards from runs.")
 app.command("rescore")(rescore.rescore)

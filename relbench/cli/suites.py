@@ -1,4 +1,4 @@
-"""`relbench suites list | show | build`: inspect and regenerate the prompt suites."""
+"""`relbench suites list | show | ceiling | build`: inspect and regenerate the prompt suites."""
 
 from __future__ import annotations
 
@@ -63,6 +63,27 @@ def show_cmd(
     typer.echo(f"{suite.name} v{suite.version}: {len(suite)} prompts, hash {suite.prompt_hash[:16]}")
     for p in prompts:
         typer.echo(f"  {p.id:<24} {p.relation:<12} {p.prompt}")
+
+
+@app.command("ceiling")
+def ceiling_cmd(
+    names: list[str] = typer.Argument(..., help="Suite names (see `relbench suites list`)"),
+    perturb: Optional[list[str]] = typer.Option(None, "--perturb", help="Perturbation to apply (repeatable)"),
+    seed: int = typer.Option(0, help="Perturbation seed"),
+) -> None:
+    """The most strict relation accuracy an order-blind encoder (e.g. `rte`) can reach on each
+    suite, with two-object images (relbench.suites.ceiling); one JSON line per suite."""
+    from relbench.suites.ceiling import order_blind_ceiling
+
+    for name in names:
+        try:
+            suite = get_suite(name)
+            for p in perturb or []:
+                suite = perturb_suite(suite, p, seed=seed)
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        typer.echo(json.dumps({"suite": suite.name, **order_blind_ceiling(suite)}))
 
 
 @app.command("build")

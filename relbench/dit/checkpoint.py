@@ -99,6 +99,19 @@ def read_meta(path: Path) -> dict[str, Any]:
     return config
 
 
+def sampling_hash(files: dict[str, str], weights: str = "ema") -> str:
+    """The hash that identifies a checkpoint's images: the sha256 of `weights`.safetensors, or, for
+    a latent model, a sha256 over it and autoencoder.safetensors (refining the decoder changes the
+    images without touching the transformer). `files` is config.json's file → sha256 table."""
+    import hashlib
+
+    digest = files[f"{weights}.safetensors"]
+    decoder = files.get("autoencoder.safetensors")
+    if decoder is None:
+        return digest
+    return hashlib.sha256(f"{digest}+{decoder}".encode()).hexdigest()
+
+
 def read_checkpoint(path: Path, parts: Iterable[str] | None = None) -> Checkpoint:
     """Read and verify a checkpoint; `parts` limits which tensor files are loaded (default all)."""
     from safetensors.torch import load_file

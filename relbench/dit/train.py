@@ -159,11 +159,13 @@ class TrainConfig(BaseModel):
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}: not valid JSON ({e})") from None
         for item in overrides:
-            _apply_override(data, item)
+            apply_override(data, item)
         return cls.model_validate(data)
 
 
-def _apply_override(data: dict[str, Any], item: str) -> None:
+def apply_override(data: dict[str, Any], item: str, root: type[BaseModel] | None = None) -> None:
+    """Set `a.b=value` in the raw config `data` of the pydantic model `root` (default
+    TrainConfig), refusing keys the model does not have (with a "did you mean")."""
     from relbench.scene import did_you_mean
 
     key, sep, raw = item.partition("=")
@@ -174,7 +176,7 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
     except json.JSONDecodeError:
         value = raw
     parts = key.split(".")
-    node, model = data, TrainConfig
+    node, model = data, root or TrainConfig
     for i, part in enumerate(parts):
         fields = model.model_fields if model is not None else {}
         if model is not None and part not in fields:

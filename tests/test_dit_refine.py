@@ -1,0 +1,122 @@
+"""Decoder refinement (relbench.dit.refine) on a tiny latent DiT and a synthetic data stream."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from relbench.dit import TrainConfig, Trainer, load_pipeline
+from relbench.dit.autoencoder import to_tensor
+from relbench.dit.checkpoint import read_meta, sampling_hash
+from relbench.dit.refine import RefineConfig, _predicted_latents, refine_checkpoint, refine_decoder
+from relbench.dit.train import latest_checkpoint
+
+SIZE = 32
+
+
+def squares(step: int, batch_size: int = 8):
+    """Two flat squares per image with a caption saying which is above: a pure function of step."""
+    rng = np.random.default_rng(step)
+    images = np.full((batch_size, SIZE, SIZE, 3), 128, np.uint8)
+    captions = []
+    for b in range(batch_size):
+        (x1, y1), (x2, y2) = rng.integers(0, SIZE - 8, size=(2, 2))
+        images[b, y1 : y1 + 8, x1 : x1 + 8] = (255, 0, 0)
+        images[b, y2 : y2 + 8, x2 : x2 + 8] = (0, 0, 255)
+        captions.append(f"red square is {'above' if y1 < y2 else 'below'} blue square")
+    return images, captions
+
+
+@pytest.fixture(scope="module")
+def latent_checkpoint(tmp_path_factory):
+    """A tiny latent-space x0 DiT (8×8 latents of 32 px images) after a few steps on `squares`."""
+    cfg = TrainConfig.model_validate({
+        "model": {"preset": "nano", "head_dim": 8, "encoder": "rtep", "encoder_dim": 16, "max_length": 12,
+                  "image_size": SIZE, "space": "latent", "patch_size": 1, "latent_downsample": 4,
+                  "latent_channels": 4},
+        "objective": "x0", "steps": 4, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "eval_every": 0,
+        "log_every": 1, "checkpoint_every": 4, "autoencoder": {"channels": 4, "downsample": 4, "width": 16},
+        "autoencoder_steps": 60, "autoencoder_batch": 8,
+    })
+    out = tmp_path_factory.mktemp("latent-dit")
+    Trainer(cfg, out, source=lambda step, rank, b: squares(1000 * rank + step, b), progress=False).run()
+    return latest_checkpoint(out)
+
+
+def _decoder_error(pipe, seed: int = 7) -> float:
+    """The decoder's error on its own inputs (guided predictions) for batch 0, fresh noise."""
+    images, captions = squares(0, 16)
+    x = to_tensor(images)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        z_hat, _ = _predicted_latents(pipe, x, captions, RefineConfig(), gen, pipe.encoder.null())
+        return float(torch.nn.functional.mse_loss(pipe.autoencoder.decode(z_hat), x))
+
+
+def test_refinement_moves_only_the_decoder_and_lowers_its_error(latent_checkpoint):
+    pipe = load_pipeline(latent_checkpoint)
+    dit = {k: v.clone() for k, v in pipe.model.state_dict().items()}
+    enc = {k: v.clone() for k, v in pipe.autoencoder.encoder.state_dict().items()}
+    dec = {k: v.clone() for k, v in pipe.autoencoder.decoder.state_dict().items()}
+    flags = [p.requires_grad for p in pipe.autoencoder.decoder.parameters()]
+    before = _decoder_error(pipe)
+    # One batch of scenes throughout (fresh noise levels and noise each step): the decoder must
+    # learn to map the DiT's predictions from it back to those images.
+    losses = refine_decoder(pipe, lambda k: squares(0, 16), RefineConfig(steps=100, batch_size=16, lr=3e-3))
+    after = _decoder_error(pipe)
+    assert len(losses) == 100 and after < 0.7 * before
+    assert all(torch.equal(v, pipe.model.state_dict()[k]) for k, v in dit.items())
+    assert all(torch.equal(v, pipe.autoencoder.encoder.state_dict()[k]) for k, v in enc.items())
+    assert any(not torch.equal(v, pipe.autoencoder.decoder.state_dict()[k]) for k, v in dec.items())
+    assert [p.requires_grad for p in pipe.autoencoder.decoder.parameters()] == flags  # as it was
+    assert not pipe.autoencoder.decoder.training
+
+
+def test_refined_checkpoint_records_the_refinement_and_changes_the_hash(latent_checkpoint, tmp_path):
+    out = tmp_path / "refined"
+    section = refine_checkpoint(latent_checkpoint, out, RefineConfig(steps=3, batch_size=2), eval_prompts=2)
+    meta, src = read_meta(out), read_meta(latent_checkpoint)
+    assert meta["decoder_refine"]["config"]["steps"] == 3 == section["config"]["steps"]
+    assert meta["decoder_refine"]["source_autoencoder_sha256"] == src["files"]["autoencoder.safetensors"]
+    assert set(section["eval"]) >= {"strict_before", "strict_after"}
+    # The transformer is the same file; the images' identity (decoder included) is not.
+    assert meta["files"]["ema.safetensors"] == src["files"]["ema.safetensors"]
+    assert meta["files"]["autoencoder.safetensors"] != src["files"]["autoencoder.safetensors"]
+    old, new = load_pipeline(latent_checkpoint), load_pipeline(out)
+    assert new.checkpoint_hash == sampling_hash(meta["files"]) != old.checkpoint_hash
+    a = old.generate(["red square is above blue square"], [0], steps=2, output_size=None)[0]
+    b = new.generate(["red square is above blue square"], [0], steps=2, output_size=None)[0]
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    # A refined checkpoint still resumes training (state.json and the optimizer came along).
+    assert json.loads((out / "state.json").read_text())["step"] == 4
+
+
+def test_refinement_refuses_what_it_cannot_refine(latent_checkpoint, tiny_checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="pixel-space"):
+        refine_checkpoint(tiny_checkpoint, tmp_path / "x", RefineConfig(steps=1))
+    pipe = load_pipeline(latent_checkpoint)
+    pipe.objective = "eps"
+    with pytest.raises(ValueError, match="flow-path objective"):
+        refine_decoder(pipe, squares, RefineConfig(steps=1))
+    with pytest.raises(ValueError, match="sigma_min 0.5 is above sigma_max 0.2"):
+        RefineConfig(sigma_min=0.5, sigma_max=0.2)
+
+
+def test_refine_decoder_cli(latent_checkpoint, tmp_path):
+    from typer.testing import CliRunner
+
+    from relbench.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    res = runner.invoke(app, ["refine-decoder", str(latent_checkpoint), "--out", str(out),
+                              "--set", "steps=2", "--set", "batch_size=2"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["config"]["steps"] == 2
+    assert read_meta(out)["decoder_refine"]["config"]["batch_size"] == 2
+    bad = runner.invoke(app, ["refine-decoder", str(latent_checkpoint), "--out", str(tmp_path / "b"),
+                              "--set", "stepz=2"])
+    assert bad.exit_code == 2 and "did you mean 'steps'" in bad.output
