@@ -41,3 +41,19 @@ def test_ceilings_of_other_suites_and_bad_input():
     with pytest.raises(ValueError, match="no prompts"):
         order_blind_ceiling([])
 
+
+
+def test_ceiling_cli():
+    import json
+
+    from typer.testing import CliRunner
+
+    from relbench.cli import app
+
+    res = CliRunner().invoke(app, ["suites", "ceiling", "core", "ood-same-shape", "--perturb", "reverse-order"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(r["suite"], r["ceiling"]) for r in rows] == [("core+reverse-order", 0.25),
+                                                         ("ood-same-shape+reverse-order", 0.5)]
+    bad = CliRunner().invoke(app, ["suites", "ceiling", "cor"])
+    assert bad.exit_code == 2 and "did you mean 'core'" in bad.output

@@ -48,13 +48,7 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines, one per prompt"),
 ) -> None:
     """The prompts of a suite (optionally perturbed)."""
-    try:
-        suite = get_suite(name)
-        for p in perturb or []:
-            suite = perturb_suite(suite, p, seed=seed)
-    except ValueError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from e
+    suite = _perturbed(name, perturb or [], seed)
     prompts = suite.prompts[:limit] if limit is not None else suite.prompts
     if as_json:
         for p in prompts:
@@ -76,14 +70,20 @@ def ceiling_cmd(
     from relbench.suites.ceiling import order_blind_ceiling
 
     for name in names:
-        try:
-            suite = get_suite(name)
-            for p in perturb or []:
-                suite = perturb_suite(suite, p, seed=seed)
-        except ValueError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from e
+        suite = _perturbed(name, perturb or [], seed)
         typer.echo(json.dumps({"suite": suite.name, **order_blind_ceiling(suite)}))
+
+
+def _perturbed(name: str, perturbations: list[str], seed: int):
+    """The suite `name` with `perturbations` applied in order; exit 2 naming a bad name."""
+    try:
+        suite = get_suite(name)
+        for p in perturbations:
+            suite = perturb_suite(suite, p, seed=seed)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    return suite
 
 
 @app.command("build")
