@@ -57,8 +57,8 @@ class DiTPipeline:
         fast path: 1.53× float32's images/s on the bundled micro model, 2 threads
         (benchmarks/generate.py). Images differ from float32 sampling by 0.24 uint8 levels on
         average; a few edge pixels move further (at most 66 levels there), and on `core` the
-        bundled rtep-micro scores 0.539 against float32's 0.565 (paired drop 0.026, 95 % CI
-        0.000–0.055): a speed/accuracy trade, not a free switch."""
+        bundled rtep-micro (before its decoder was refined) scored 0.539 against float32's 0.565
+        (paired drop 0.026, 95 % CI 0.000–0.055): a speed/accuracy trade, not a free switch."""
         self.compile = compile
         """Run the transformer through `torch.compile` (inductor). On the bundled micro model this
         gives 1.11× faster sampling on 2 CPU threads in float32 (8.84 vs 7.96 images/s) and 1.90×
