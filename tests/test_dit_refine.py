@@ -18,16 +18,11 @@ SIZE = 32
 
 
 def squares(step: int, batch_size: int = 8):
-    """Two flat squares per image with a caption saying which is above: a pure function of step."""
-    rng = np.random.default_rng(step)
-    images = np.full((batch_size, SIZE, SIZE, 3), 128, np.uint8)
-    captions = []
-    for b in range(batch_size):
-        (x1, y1), (x2, y2) = rng.integers(0, SIZE - 8, size=(2, 2))
-        images[b, y1 : y1 + 8, x1 : x1 + 8] = (255, 0, 0)
-        images[b, y2 : y2 + 8, x2 : x2 + 8] = (0, 0, 255)
-        captions.append(f"red square is {'above' if y1 < y2 else 'below'} blue square")
-    return images, captions
+    """Two flat 8 px squares per 32 px image with a caption saying which is above (test_dit_train's
+    stand-in for the renderer, at the renderer's smallest size)."""
+    from test_dit_train import toy_source
+
+    return toy_source(step, 0, batch_size, size=SIZE, side=8)
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,15 @@ from relbench.dit.train import latest_checkpoint
 SIZE = 16
 
 
-def toy_source(step: int, rank: int, batch_size: int):
+def toy_source(step: int, rank: int, batch_size: int, size: int = SIZE, side: int = 4):
     """Two flat squares per image, a pure function of (step, rank): stands in for the renderer."""
     rng = np.random.default_rng([step, rank])
-    images = np.full((batch_size, SIZE, SIZE, 3), 128, np.uint8)
+    images = np.full((batch_size, size, size, 3), 128, np.uint8)
     captions = []
     for b in range(batch_size):
-        (x1, y1), (x2, y2) = rng.integers(0, SIZE - 4, size=(2, 2))
-        images[b, y1 : y1 + 4, x1 : x1 + 4] = (255, 0, 0)
-        images[b, y2 : y2 + 4, x2 : x2 + 4] = (0, 0, 255)
+        (x1, y1), (x2, y2) = rng.integers(0, size - side, size=(2, 2))
+        images[b, y1 : y1 + side, x1 : x1 + side] = (255, 0, 0)
+        images[b, y2 : y2 + side, x2 : x2 + side] = (0, 0, 255)
         captions.append(f"red square is {'above' if y1 < y2 else 'below'} blue square")
     return images, captions
 
