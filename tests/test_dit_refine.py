@@ -115,3 +115,32 @@ def test_refine_decoder_cli(latent_checkpoint, tmp_path):
     bad = runner.invoke(app, ["refine-decoder", str(latent_checkpoint), "--out", str(tmp_path / "b"),
                               "--set", "stepz=2"])
     assert bad.exit_code == 2 and "did you mean 'steps'" in bad.output
+
+
+@pytest.mark.parametrize("objective", ["x0", "flow"])
+def test_predictions_invert_the_objective(latent_checkpoint, objective):
+    """With a network that outputs the exact target for its objective, the guided prediction the
+    decoder is fitted to is the clean latent itself (for any guidance scale)."""
+    from relbench.dit.objectives import edm_coefficients
+
+    pipe = load_pipeline(latent_checkpoint)
+    pipe.objective = objective
+    images, captions = squares(3, 4)
+    x = to_tensor(images)
+    with torch.no_grad():
+        z0 = pipe.autoencoder.encode(x)
+    cfg = RefineConfig(guidance=3.0)
+    # The draws _predicted_latents makes, replayed: σ first, then the noise.
+    gen = torch.Generator().manual_seed(5)
+    sigma = cfg.sigma_min + (cfg.sigma_max - cfg.sigma_min) * torch.rand(4, generator=gen)
+    noise = torch.randn(z0.shape, generator=gen)
+    sv = sigma.view(4, 1, 1, 1)
+    z_s = (1 - sv) * z0 + sv * noise
+    if objective == "flow":
+        target = noise - z0
+    else:
+        c_skip, c_out = edm_coefficients(sv)
+        target = (z0 - c_skip * z_s) / c_out
+    pipe.model = lambda xx, t, states, mask: torch.cat([target, target])
+    z_hat, clean = _predicted_latents(pipe, x, captions, cfg, torch.Generator().manual_seed(5), pipe.encoder.null())
+    assert torch.allclose(clean, z0) and torch.allclose(z_hat, z0, atol=1e-5)
