@@ -205,8 +205,8 @@ def main(argv: list[str] | None = None) -> None:
 
         weights = sampling_hash(json.loads((a.checkpoint / "config.json").read_text())["files"])
         if _evaluated_hash(a.eval) != weights:
-            sys.exit(f"error: {a.eval} evaluated weights {_evaluated_hash(a.eval)}, not the EMA weights "
-                     f"of {a.checkpoint} ({weights}): evaluate dit:{a.checkpoint} or the exported model")
+            sys.exit(f"error: {a.eval} evaluated weights {_evaluated_hash(a.eval)}, not the weights "
+                     f"(EMA and decoder) of {a.checkpoint} ({weights}): evaluate dit:{a.checkpoint} or the exported model")
     card.append(_accuracy(a.eval) if a.eval else "Not evaluated yet.")
     if a.note:
         card += ["", "## Status", "", a.note]

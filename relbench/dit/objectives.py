@@ -96,15 +96,25 @@ def edm_coefficients(s: torch.Tensor, sigma_data: float = SIGMA_DATA) -> tuple[t
     return a * d2 / denom, sigma_data * s / denom.sqrt()
 
 
+def predicted_x0(
+    objective: str, pred: torch.Tensor, x_t: torch.Tensor, s: float | torch.Tensor
+) -> torch.Tensor:
+    """The clean-sample estimate from a flow-path model's output at noise level s (a float, or a
+    tensor that broadcasts against x_t, e.g. (B, 1, 1, 1))."""
+    if objective not in FLOW_PATH:
+        raise ValueError(f"{objective!r} is not a flow-path objective")
+    s = torch.as_tensor(s, dtype=x_t.dtype)
+    if objective == "flow":  # the output is the velocity noise − x0
+        return x_t - s * pred
+    c_skip, c_out = edm_coefficients(s)
+    return c_skip * x_t + c_out * pred
+
+
 def to_velocity(objective: str, pred: torch.Tensor, x_t: torch.Tensor, s: float) -> torch.Tensor:
     """The flow velocity (noise − x0) from a flow-path model's output at noise level s ∈ (0, 1]."""
     if objective == "flow":
         return pred
-    if objective != "x0":
-        raise ValueError(f"{objective!r} is not a flow-path objective")
-    c_skip, c_out = edm_coefficients(torch.tensor(float(s)))
-    x0 = c_skip * x_t + c_out * pred
-    return (x_t - x0) / max(float(s), 1e-6)
+    return (x_t - predicted_x0(objective, pred, x_t, s)) / max(float(s), 1e-6)
 
 
 def sampling_scheduler(objective: str, shift: float = 1.0) -> Any:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.nn import functional as F
 
 from relbench.dit.autoencoder import to_tensor
-from relbench.dit.objectives import FLOW_PATH, edm_coefficients
+from relbench.dit.objectives import FLOW_PATH, NUM_TRAIN_TIMESTEPS, predicted_x0
 from relbench.dit.sample import DiTPipeline
 
 Batches = Callable[[int], tuple[np.ndarray, list[str]]]
@@ -127,14 +127,10 @@ def _predicted_latents(
     states, mask = pipe.encoder.encode(captions)  # (B, L, D), (B, L)
     states = torch.cat([states, null[0].expand(b, -1, -1)])
     mask = torch.cat([mask, null[1].expand(b, -1)])
-    t = torch.cat([sigma, sigma]) * 1000.0  # the model's timestep scale (objectives module)
+    t = torch.cat([sigma, sigma]) * NUM_TRAIN_TIMESTEPS
     out = pipe.model(torch.cat([z_s, z_s]), t, states, mask)  # (2B, C, h, w)
     cond, uncond = out.chunk(2)
-    guided = uncond + cfg.guidance * (cond - uncond)
-    if pipe.objective == "flow":  # the output is the velocity noise − x0
-        return z_s - sv * guided, z0
-    c_skip, c_out = edm_coefficients(sv)
-    return c_skip * z_s + c_out * guided, z0
+    return predicted_x0(pipe.objective, uncond + cfg.guidance * (cond - uncond), z_s, sv), z0
 
 
 def refine_checkpoint(
