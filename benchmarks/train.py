@@ -47,7 +47,7 @@ def run(config: Path | None, out: Path, overrides: list[str], minutes: float, th
 
     torch.set_num_threads(threads)
     cfg = TrainConfig.load(config, overrides)
-    source = renderer_source(cfg.model.image_size, cfg.seed, cfg.layout)
+    source = renderer_source(cfg.model.image_size, cfg.seed, cfg.layout_at)
     trainer = Trainer(cfg, out, source=source, progress=False)
     deadline = time.monotonic() + 60 * minutes
     while trainer.step < cfg.steps and time.monotonic() < deadline:

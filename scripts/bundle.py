@@ -35,14 +35,9 @@ def _recipe(
     side, grid = shape.input_size, shape.grid
     shift = float(sampling.get("shift", 1.0))
     scheduler = type(sampling_scheduler(train["objective"], shift)).__name__
-    if lay.get("balance_relations") or lay.get("spread_start", 1.0) < 1.0:
-        layout = (
-            f"curriculum (`relbench.dit.layouts`): relations balanced = {lay.get('balance_relations')}, "
-            f"λ_min {lay.get('spread_start')} → 1 over {lay.get('spread_ramp_steps')} steps, "
-            f"spread power {lay.get('spread_power')}, canonical distance {lay.get('canonical_distance')}"
-        )
-    else:
-        layout = "the paper's (centres uniform in [17, 111]/128)"
+    layout = _layout(lay) + "".join(
+        f"; from step {p['step']} (`layout_phases`): {_layout(p['layout'])}" for p in train.get("layout_phases") or []
+    )
     q = lay.get("order_bias", 0.5)
     order = "the paper's: each colour the subject half the time" if q == 0.5 else (
         f"red is the subject with p = {q} for {lay.get('order_bias_hold_steps')} steps, then p falls "
@@ -76,6 +71,22 @@ def _recipe(
     )] if m["space"] == "latent" else []) + ([("decoder refinement", _refinement(refine))] if refine else [])
 
 
+def _layout(lay: dict[str, Any]) -> str:
+    """A `LayoutConfig` (relbench.dit.layouts) in words."""
+    from relbench.dit.layouts import LayoutConfig
+
+    c = LayoutConfig.model_validate(lay)
+    if c.is_paper:
+        return "the paper's (centres uniform in [17, 111]/128)"
+    spread = (f"λ_min {c.spread_start} → 1 over {c.spread_ramp_steps} steps" if c.spread_ramp_steps
+              else f"λ_min {c.spread_start}")
+    text = (f"curriculum (`relbench.dit.layouts`): relations balanced = {c.balance_relations}, {spread}, "
+            f"spread power {c.spread_power}, canonical distance {c.canonical_distance}")
+    if c.cardinal_offset_scale != 1.0:
+        text += f", cardinal layouts' offset on the unnamed axis × {c.cardinal_offset_scale}"
+    return text
+
+
 def _refinement(refine: dict[str, Any]) -> str:
     """The `decoder_refine` section of a checkpoint in words (relbench.dit.refine)."""
     c = refine["config"]
@@ -85,10 +96,14 @@ def _refinement(refine: dict[str, Any]) -> str:
         f"{c['steps']} steps at batch {c['batch_size']}, lr {c['lr']}, {refine['wall_s'] / 60:.1f} min "
         f"on {refine['threads']} thread(s); the transformer and the encoder are unchanged"
     )
+    if "step" in refine:
+        text = text.replace("after training,", f"at step {refine['step']},", 1)
     ev = refine.get("eval")
     if ev:
         text += (f". Strict accuracy on {ev['prompts']} `core` prompts (seed 0): "
                  f"{ev['strict_before']:.3f} before, {ev['strict_after']:.3f} after")
+    if refine.get("previous"):
+        text += f". It refined a decoder refined before: {_refinement(refine['previous'])}"
     return text
 
 

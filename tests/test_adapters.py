@@ -399,7 +399,8 @@ def test_bundle_card_recipe_names_the_order_bias_and_the_autoencoder():
     bundled = TrainConfig.load(ROOT / "configs" / "train" / "rtep-micro.json").model_dump()
     assert dict(script._recipe(bundled, {}))["learning-rate schedule"] == (
         "half cosine to 0.1 × lr from step 3000 over 1500 steps; warm restart at step 4500 to 0.5 × lr, "
-        "half cosine to 0.1 × lr from step 9000 over 3500 steps")
+        "half cosine to 0.1 × lr from step 9000 over 3500 steps; warm restart at step 12500 to 0.3 × lr, "
+        "half cosine to 0.1 × lr from step 12500 over 3000 steps")
     # the card names the config file that holds the stored recipe, whatever the bundle's name
     assert script._config_file(bundled, "renamed") == Path("configs/train/rtep-micro.json")
     assert script._config_file({**bundled, "lr": 0.5}, "rtep-micro") is None
@@ -413,3 +414,14 @@ def test_bundle_card_recipe_names_the_order_bias_and_the_autoencoder():
     assert "σ ∈ [0.1, 0.45]" in row and "600 steps at batch 32" in row and "8.0 min on 1 thread(s)" in row
     assert row.endswith("0.625 before, 0.708 after")
     assert "decoder refinement" not in dict(script._recipe(bundled, {}))
+    # a second pass names its step and keeps the first one's numbers
+    twice = {**refine, "step": 15500, "previous": {**refine, "step": 12500}}
+    row = dict(script._recipe(bundled, {}, twice))["decoder refinement"]
+    assert row.startswith("at step 15500, `relbench refine-decoder`") and "It refined a decoder refined before: at step 12500" in row
+    # a layout phase is described after the layouts it replaces
+    layouts = dict(script._recipe(bundled, {}))["layouts"]
+    unphased = dict(script._recipe({**bundled, "layout_phases": []}, {}))["layouts"]
+    assert layouts.startswith(unphased) and "λ_min 0.0 → 1 over 20000 steps" in unphased
+    assert layouts.endswith("from step 12500 (`layout_phases`): curriculum (`relbench.dit.layouts`): relations "
+                            "balanced = True, λ_min 0.3, spread power 3.0, canonical distance 0.3, cardinal "
+                            "layouts' offset on the unnamed axis × 0.0")

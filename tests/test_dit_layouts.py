@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from relbench.data import sample_caption_parts
-from relbench.dit.layouts import LayoutConfig, canonical_centres, pull, training_scene
+from relbench.dit.layouts import LayoutConfig, align_cardinal, canonical_centres, pull, training_scene
 from relbench.dit.train import TrainConfig, renderer_source
 from relbench.scene import DIAGONAL_RELATIONS, RELATIONS, STRICT_THRESHOLD, random_scene, strict_relation
 
@@ -152,3 +153,54 @@ def test_order_bias_makes_red_the_subject_with_probability_q_and_keeps_the_layou
         a, b = random_scene(random.Random(i)), training_scene(random.Random(i), biased, 0)
         assert [(o.shape, o.x, o.y, o.size) for o in a.objects] == [(o.shape, o.x, o.y, o.size) for o in b.objects]
         assert b.objects[0].color == "red" and a.relation() == b.relation()
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.4])
+def test_cardinal_alignment_scales_the_unnamed_axis_and_keeps_every_relation(scale):
+    rng = random.Random(3)
+    cardinal = 0
+    for _ in range(400):
+        scene = random_scene(rng)
+        aligned = align_cardinal(scene, scale)
+        (dx, dy), (ax, ay) = scene.offset(0, 1), aligned.offset(0, 1)
+        assert aligned.relation(0, 1) == scene.relation(0, 1)
+        if scene.relation(0, 1) in DIAGONAL_RELATIONS:
+            assert aligned == scene
+            continue
+        cardinal += 1
+        named_x = scene.relation(0, 1) in ("left", "right")
+        assert (ax, ay) == pytest.approx((dx, scale * dy) if named_x else (scale * dx, dy))
+        # The midpoint stays where it was.
+        mid = lambda s, i: (s.objects[0].x + s.objects[1].x, s.objects[0].y + s.objects[1].y)[i]  # noqa: E731
+        assert mid(aligned, 0) == pytest.approx(mid(scene, 0)) and mid(aligned, 1) == pytest.approx(mid(scene, 1))
+    assert cardinal > 20
+    assert align_cardinal(scene, 1.0) is scene
+    with pytest.raises(ValueError, match="must be in"):
+        align_cardinal(scene, 1.5)
+
+
+def test_zero_cardinal_offset_lines_up_every_cardinal_training_scene():
+    config = LayoutConfig(balance_relations=True, spread_start=0.3, cardinal_offset_scale=0.0)
+    rng = random.Random(0)
+    scenes = [training_scene(rng, config, 0) for _ in range(300)]
+    cardinal = [s for s in scenes if s.relation(0, 1) not in DIAGONAL_RELATIONS]
+    assert len(cardinal) > 80
+    for s in cardinal:
+        dx, dy = s.offset(0, 1)
+        assert min(abs(dx), abs(dy)) == pytest.approx(0.0, abs=1e-12)
+    assert not config.is_paper and not LayoutConfig(cardinal_offset_scale=0.5).is_paper
+
+
+def test_layout_phases_switch_the_training_layouts_at_their_step():
+    base = {"layout": {"balance_relations": True, "spread_start": 0.0, "spread_ramp_steps": 100}}
+    phase = {"step": 50, "layout": {"balance_relations": True, "spread_start": 0.3, "cardinal_offset_scale": 0.0}}
+    cfg = TrainConfig.model_validate(base | {"layout_phases": [phase]})
+    assert cfg.layout_at(49) == cfg.layout and cfg.layout_at(50).cardinal_offset_scale == 0.0
+    assert cfg.layout_at(10_000).spread_start == 0.3
+    plain = TrainConfig.model_validate(base)
+    # Before the phase the batches are the unextended run's, byte for byte; from it on they differ.
+    a, b = renderer_source(32, 0, cfg.layout_at), renderer_source(32, 0, plain.layout_at)
+    assert np.array_equal(a(49, 0, 8)[0], b(49, 0, 8)[0]) and a(49, 0, 8)[1] == b(49, 0, 8)[1]
+    assert not np.array_equal(a(60, 0, 8)[0], b(60, 0, 8)[0])
+    with pytest.raises(ValueError, match="layout_phases: steps must increase"):
+        TrainConfig.model_validate(base | {"layout_phases": [phase, phase]})

@@ -89,6 +89,32 @@ def test_refined_checkpoint_records_the_refinement_and_changes_the_hash(latent_c
     assert json.loads((out / "state.json").read_text())["step"] == 4
 
 
+def test_training_on_from_a_refined_checkpoint_keeps_its_decoder_and_its_record(latent_checkpoint, tmp_path):
+    """A run resumed from a refined checkpoint carries the refined decoder and the record of its
+    refinement into its next checkpoints; refining again keeps the first pass as `previous`."""
+    import shutil
+
+    from relbench.dit.checkpoint import read_checkpoint
+
+    run = tmp_path / "run"
+    first = refine_checkpoint(latent_checkpoint, run / "checkpoints" / latent_checkpoint.name,
+                              RefineConfig(steps=2, batch_size=2))
+    assert first["step"] == 4
+    cfg = TrainConfig.model_validate(read_meta(latent_checkpoint)["train"] | {"steps": 6})
+    shutil.copy(latent_checkpoint.parent.parent / "log.jsonl", run / "log.jsonl")
+    trainer = Trainer(cfg, run, source=lambda step, rank, b: squares(step, b), progress=False)
+    assert trainer.step == 4
+    trainer.run()
+    later = latest_checkpoint(run)
+    assert later.name == "step_0000006"
+    refined_ae = read_checkpoint(run / "checkpoints" / latent_checkpoint.name).weights["autoencoder"]
+    assert all(torch.equal(v, read_checkpoint(later).weights["autoencoder"][k]) for k, v in refined_ae.items())
+    assert read_meta(later)["decoder_refine"] == read_meta(run / "checkpoints" / latent_checkpoint.name)["decoder_refine"]
+    second = refine_checkpoint(later, tmp_path / "twice", RefineConfig(steps=2, batch_size=2))
+    assert second["step"] == 6 and second["previous"]["step"] == 4
+    assert second["source_autoencoder_sha256"] == read_meta(later)["files"]["autoencoder.safetensors"]
+
+
 def test_refinement_refuses_what_it_cannot_refine(latent_checkpoint, tiny_checkpoint, tmp_path):
     with pytest.raises(ValueError, match="pixel-space"):
         refine_checkpoint(tiny_checkpoint, tmp_path / "x", RefineConfig(steps=1))

@@ -149,7 +149,7 @@ def refine_checkpoint(
     from relbench.dit.checkpoint import Checkpoint, read_checkpoint, read_meta, write_checkpoint
     from relbench.dit.layouts import LayoutConfig
     from relbench.dit.sample import load_pipeline
-    from relbench.dit.train import evaluate_suite, renderer_source
+    from relbench.dit.train import TrainConfig, evaluate_suite, renderer_source
 
     cfg = config or RefineConfig()
     checkpoint, out = Path(checkpoint), Path(out)
@@ -157,11 +157,11 @@ def refine_checkpoint(
     if "autoencoder" not in ckpt.weights:
         raise ValueError(f"{checkpoint}: no autoencoder.safetensors (a pixel-space model has no decoder)")
     pipe = load_pipeline(checkpoint)
-    train_cfg = ckpt.meta.get("train") or {}
-    layout = LayoutConfig.model_validate(train_cfg.get("layout") or {})
+    train_cfg = ckpt.meta.get("train")
     bundle = ckpt.meta.get("bundle") or {}
     state = ckpt.state or {"step": bundle.get("step", 0), "wall_s": bundle.get("wall_s")}  # bundled: no state.json
     step = int(state["step"])
+    layout = TrainConfig.model_validate(train_cfg).layout_at(step) if train_cfg else LayoutConfig()
     source = renderer_source(pipe.model.config.image_size, cfg.seed, layout)
     # The curriculum as it stood at the checkpoint's step; the rank slot keeps each batch distinct.
     batches: Batches = lambda k: source(step, 50_000 + k, cfg.batch_size)  # noqa: E731
@@ -177,6 +177,7 @@ def refine_checkpoint(
         "source_autoencoder_sha256": read_meta(checkpoint)["files"]["autoencoder.safetensors"],
         "first_loss": round(float(np.mean(losses[:50])), 6),
         "last_loss": round(float(np.mean(losses[-50:])), 6),
+        "step": step,
         "wall_s": round(time.perf_counter() - start, 1),
         "threads": torch.get_num_threads(),
     }
@@ -187,6 +188,8 @@ def refine_checkpoint(
     weights = dict(ckpt.weights)
     weights["autoencoder"] = {k: v.clone() for k, v in pipe.autoencoder.state_dict().items()}
     meta = {k: v for k, v in ckpt.meta.items() if k != "bundle"}
+    if "decoder_refine" in meta:  # refining a refined decoder: keep the record of each pass
+        section["previous"] = meta["decoder_refine"]
     meta["decoder_refine"] = section
     write_checkpoint(out, Checkpoint(meta, weights, state))
     return section

@@ -64,6 +64,17 @@ class LrRestart(BaseModel):
         return self
 
 
+class LayoutPhase(BaseModel):
+    """From optimizer step `step` on, training scenes follow `layout` (its schedules still count
+    absolute steps). How a finished run is extended with other layouts without rewriting those
+    its earlier steps were trained on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: int = Field(ge=1)
+    layout: LayoutConfig
+
+
 class TrainConfig(BaseModel):
     """A training run. Loaded from JSON (configs/train/*.json) plus typed `key=value` overrides."""
 
@@ -119,6 +130,8 @@ class TrainConfig(BaseModel):
     checkpoint as its default sampling setting."""
     layout: LayoutConfig = Field(default_factory=LayoutConfig)
     """Training layouts: the paper's by default, or a relation-balanced curriculum."""
+    layout_phases: list[LayoutPhase] = Field(default_factory=list)
+    """Later layouts, in step order: from each phase's step, its layout replaces `layout`."""
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     autoencoder_steps: int = 1500
     autoencoder_batch: int = 64
@@ -128,6 +141,9 @@ class TrainConfig(BaseModel):
         steps = [r.step for r in self.lr_restarts]
         if steps != sorted(set(steps)):
             raise ValueError(f"lr_restarts: steps must increase, got {steps}")
+        phases = [p.step for p in self.layout_phases]
+        if phases != sorted(set(phases)):
+            raise ValueError(f"layout_phases: steps must increase, got {phases}")
         if steps and self.lr_decay_start is not None and steps[0] <= self.lr_decay_start:
             raise ValueError(f"lr_restarts: the first restart (step {steps[0]}) must come after "
                              f"lr_decay_start ({self.lr_decay_start})")
@@ -147,6 +163,14 @@ class TrainConfig(BaseModel):
         if self.lr_decay_start is not None:
             rate *= cosine(1.0, self.lr_decay_start, self.lr_decay_steps)
         return rate
+
+    def layout_at(self, step: int) -> LayoutConfig:
+        """The layout config that optimizer step `step` draws its scenes from."""
+        current = self.layout
+        for phase in self.layout_phases:
+            if step >= phase.step:
+                current = phase.layout
+        return current
 
     @classmethod
     def load(cls, path: Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
@@ -189,19 +213,24 @@ def apply_override(data: dict[str, Any], item: str, root: type[BaseModel] | None
             model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
 
 
-def renderer_source(image_size: int, seed: int, layout: LayoutConfig | None = None) -> Source:
+def renderer_source(
+    image_size: int, seed: int, layout: LayoutConfig | Callable[[int], LayoutConfig] | None = None
+) -> Source:
     """Random training scenes rendered at `image_size` with paper captions (relbench.render and
     relbench.data), a pure function of (seed, step, rank). `layout` picks where the objects go
-    (relbench.dit.layouts; default the paper's layouts)."""
+    (relbench.dit.layouts; default the paper's layouts), or maps a step to its layout
+    (`TrainConfig.layout_at`)."""
     from relbench.data import sample_caption
     from relbench.dit.layouts import training_scene
     from relbench.render import render
 
-    layout = layout or LayoutConfig()
+    fixed = layout or LayoutConfig()
+    layout_at = fixed if callable(fixed) else (lambda step: fixed)
 
     def source(step: int, rank: int, batch_size: int) -> Batch:
         rng = random.Random(f"train:{seed}:{rank}:{step}")
-        scenes = [training_scene(rng, layout, step) for _ in range(batch_size)]
+        config = layout_at(step)
+        scenes = [training_scene(rng, config, step) for _ in range(batch_size)]
         images = np.stack([render(s, image_size) for s in scenes])
         return images, [sample_caption(s, rng) for s in scenes]
 
@@ -258,7 +287,7 @@ class Trainer:
             distributed.init_process_group("gloo")  # before the autoencoder, which rank 0 sends
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
-        self.source = source or renderer_source(config.model.image_size, config.seed, config.layout)
+        self.source = source or renderer_source(config.model.image_size, config.seed, config.layout_at)
         self.evaluator = evaluator if evaluator is not None else _core_evaluator(config)
         torch.manual_seed(config.seed)
         self.model, self.encoder = build_parts(config.model, encoder)
@@ -266,6 +295,9 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.ema = EMA(self.model, config.ema_decay)
         self.autoencoder: TinyAutoencoder | None = None
+        self.decoder_refine: dict[str, Any] | None = None
+        """A resumed checkpoint's `decoder_refine` section (relbench.dit.refine): its decoder
+        goes on into this run's checkpoints, and so does the record of how it was made."""
         self.step, self.wall_s = 0, 0.0
         self._null = self.encoder.null()
         self._resume_or_start()
@@ -285,7 +317,7 @@ class Trainer:
             "autoencoder": self.autoencoder.config.model_dump() if self.autoencoder else None,
             "train": self.config.model_dump(),
             "sampling": {"shift": self.config.sample_shift},
-        }
+        } | ({"decoder_refine": self.decoder_refine} if self.decoder_refine else {})
 
     def save(self) -> Path:
         """Write a checkpoint of the current step (rank 0 only) and prune old ones."""
@@ -363,6 +395,7 @@ class Trainer:
             self.autoencoder = TinyAutoencoder(AutoencoderConfig.model_validate(ckpt.meta["autoencoder"]))
             load_into(self.autoencoder, ckpt.weights["autoencoder"], path / "autoencoder.safetensors")
             self.autoencoder.eval().requires_grad_(False)
+        self.decoder_refine = ckpt.meta.get("decoder_refine")
         self.step, self.wall_s = int(ckpt.state["step"]), float(ckpt.state["wall_s"])
         self._truncate_log()
 
