@@ -400,7 +400,8 @@ def test_bundle_card_recipe_names_the_order_bias_and_the_autoencoder():
     assert dict(script._recipe(bundled, {}))["learning-rate schedule"] == (
         "half cosine to 0.1 × lr from step 3000 over 1500 steps; warm restart at step 4500 to 0.5 × lr, "
         "half cosine to 0.1 × lr from step 9000 over 3500 steps; warm restart at step 12500 to 0.3 × lr, "
-        "half cosine to 0.1 × lr from step 12500 over 3000 steps")
+        "half cosine to 0.1 × lr from step 12500 over 3000 steps; warm restart at step 15500 to 0.2 × lr, "
+        "half cosine to 0.1 × lr from step 15500 over 3000 steps")
     # the card names the config file that holds the stored recipe, whatever the bundle's name
     assert script._config_file(bundled, "renamed") == Path("configs/train/rtep-micro.json")
     assert script._config_file({**bundled, "lr": 0.5}, "rtep-micro") is None
