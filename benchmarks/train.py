@@ -8,8 +8,9 @@
 `report` prints one row per log: steps and training minutes to each target (first periodic
 evaluation at or above it) and each as a ratio of the first log's minutes; `--json` prints the
 full reports instead. `run` trains (single process, `--threads` torch threads) until the
-wall-clock budget is spent, then prints the same report as JSON. Accuracy comes from the periodic evaluation rows of the log
-(relbench scorer on an evenly spaced subset of the `core` suite, EMA weights).
+wall-clock budget is spent, then prints the same report as JSON. Accuracy comes from the
+periodic evaluation rows of the log (relbench scorer on an evenly spaced subset of the `core`
+suite, EMA weights).
 """
 
 from __future__ import annotations
@@ -46,12 +47,11 @@ def report(log: Path) -> dict:
 def run(config: Path | None, out: Path, overrides: list[str], minutes: float, threads: int) -> dict:
     import torch
 
-    from relbench.dit.train import Trainer, TrainConfig, renderer_source
+    from relbench.dit.train import Trainer, TrainConfig
 
     torch.set_num_threads(threads)
     cfg = TrainConfig.load(config, overrides)
-    source = renderer_source(cfg.model.image_size, cfg.seed, cfg.layout_at)
-    trainer = Trainer(cfg, out, source=source, progress=False)
+    trainer = Trainer(cfg, out, progress=False)  # the renderer's scenes under cfg's layouts
     deadline = time.monotonic() + 60 * minutes
     while trainer.step < cfg.steps and time.monotonic() < deadline:
         trainer.run(stop_at=trainer.step + cfg.log_every)

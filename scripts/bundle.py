@@ -90,14 +90,13 @@ def _layout(lay: dict[str, Any]) -> str:
 def _refinement(refine: dict[str, Any]) -> str:
     """The `decoder_refine` section of a checkpoint in words (relbench.dit.refine)."""
     c = refine["config"]
+    when = f"at step {refine['step']}" if "step" in refine else "after training"
     text = (
-        f"after training, `relbench refine-decoder` fitted the decoder alone to the DiT's guided "
+        f"{when}, `relbench refine-decoder` fitted the decoder alone to the DiT's guided "
         f"(CFG {c['guidance']}) x0 predictions from noise levels σ ∈ [{c['sigma_min']}, {c['sigma_max']}]: "
         f"{c['steps']} steps at batch {c['batch_size']}, lr {c['lr']}, {refine['wall_s'] / 60:.1f} min "
         f"on {refine['threads']} thread(s); the transformer and the encoder are unchanged"
     )
-    if "step" in refine:
-        text = text.replace("after training,", f"at step {refine['step']},", 1)
     ev = refine.get("eval")
     if ev:
         text += (f". Strict accuracy on {ev['prompts']} `core` prompts (seed 0): "
