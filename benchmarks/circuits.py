@@ -25,7 +25,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from _common import dit_parser, dit_pipeline
+from _common import dit_parser, dit_pipeline, print_hardware_header
 
 TARGET_RATIO = 3.0
 TARGET_PEAK_GIB = 4.0
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print the numbers as JSON, not a table")
     a = p.parse_args(argv)
+    print_hardware_header(to_stderr=a.json)
 
     from relbench.circuits.synopsis import load_suite, select_prompts, synopsis
     from relbench.models.dit_adapter import DiTModel

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import dit_parser, dit_pipeline
+from _common import dit_parser, dit_pipeline, print_hardware_header
 
 BUNDLED = Path(__file__).resolve().parents[1] / "relbench" / "bundled" / "rtep-micro"
 MODES = ("fp32", "bf16", "compile", "bf16+compile")
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     a = p.parse_args(argv)
+    print_hardware_header(to_stderr=a.json)
     if a.checkpoint in ("none", ""):
         a.checkpoint = None
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import dit_parser, dit_pipeline
+from _common import dit_parser, dit_pipeline, print_hardware_header
 
 TARGET_OVERHEAD = 0.10
 
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--guidance", type=float, default=4.5)
     p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of a table")
     a = p.parse_args(argv)
+    print_hardware_header(to_stderr=a.json)
 
     from relbench.models.dit_adapter import DiTModel
     from relbench.runner import EvalConfig, run_eval

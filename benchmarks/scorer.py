@@ -1,6 +1,8 @@
 """Accuracy and speed of the classical scorer on a labelled corruption suite.
 
     python benchmarks/scorer.py [--n 400] [--quick] [--detector default] [--seed 0]
+    python benchmarks/scorer.py --styles [--n 400] [--n-combo 800] [--size 256]
+    python benchmarks/scorer.py --conventions
 
 For each condition, renders N two-object scenes and scores each image three times: against
 its true spec (positive, should be correct), the opposite relation (negative) and the spec
@@ -18,6 +20,7 @@ import math
 import random
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -160,6 +163,22 @@ def throughput(n: int, detector, seed: int) -> bool:
     return rate >= 3000 and ratio <= 3.0
 
 
+class _Tee:
+    """Write to a stream and to a file (the benchmark's log)."""
+
+    def __init__(self, stream, path: Path) -> None:
+        self.stream, self.file = stream, open(path, "w", encoding="utf-8")
+
+    def write(self, text: str) -> int:
+        self.file.write(text)
+        self.file.flush()
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+        self.file.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=400, help="images per condition")
@@ -169,10 +188,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margin-px", type=float, default=0.5,
                    help="redraw scenes whose offset is this close to T (px at 128)")
     p.add_argument("--show-failures", type=int, default=0, help="print reasons of failed positives")
+    p.add_argument("--styles", action="store_true",
+                   help="instead: agreement per style factor and on random combinations, and "
+                        "throughput on flat and styled PNGs at 128 and 512 px "
+                        "(benchmarks/_styles.py)")
+    p.add_argument("--n-combo", type=int, default=None,
+                   help="--styles: random combinations scored (default 2 × --n)")
+    p.add_argument("--size", type=int, default=256, help="--styles: image side when the "
+                   "resolution factor is off")
+    p.add_argument("--conventions", action="store_true",
+                   help="instead: the position convention × geometry tables "
+                        "(benchmarks/_conventions.py)")
+    p.add_argument("--log", type=Path, default=None,
+                   help="also write the printout to this file (e.g. benchmarks/results/"
+                        "scorer_styles.txt): published figures come from such logs")
     args = p.parse_args(argv)
+    if args.log is not None:
+        sys.stdout = _Tee(sys.stdout, args.log)
+    __import__("_common").print_hardware_header()
+    print(f"command: python benchmarks/scorer.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     n = 50 if args.quick else args.n
+    if args.conventions:
+        import _conventions
+
+        return 0 if _conventions.report(n, args.seed, args.margin_px) else 1
     detector = load_detector(args.detector)
     print(f"detector {detector.name} v{detector.version} ({detector.config_hash[:12]})")
+    if args.styles:
+        import _styles
+
+        n_combo = args.n_combo if args.n_combo is not None else 2 * n
+        acc_ok = _styles.accuracy_table(n, n_combo, detector, args.seed, args.size,
+                                        args.show_failures)
+        speed_ok = _styles.speed_table(max(n, 100), detector, args.seed)
+        return 0 if acc_ok and speed_ok else 1
     print(f"{n} images per condition; offsets within {args.margin_px} px of T redrawn")
     acc_ok = accuracy(n, detector, args.seed, args.show_failures, args.margin_px)
     speed_ok = throughput(max(n * 5, 500), detector, args.seed)

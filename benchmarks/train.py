@@ -16,6 +16,7 @@ suite, EMA weights).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--minutes", type=float, default=20.0)
     t.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
+    spec = importlib.util.spec_from_file_location("_common", Path(__file__).with_name("_common.py"))
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)  # beside this file, however the script was started
+    common.print_hardware_header(to_stderr=True)
     if a.cmd == "report":
         reports = [report(log) for log in a.logs]
         if not a.json:

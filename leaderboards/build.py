@@ -13,7 +13,9 @@ args, checkpoint hash), suite, scorer and seeds is skipped; a matching run kille
 summary resumes; a stale one is deleted and run again (the board refuses to mix versions).
 `--rerun` redoes the chosen models' runs anyway (e.g. after a change to a baseline's code).
 Models that `relbench.models` cannot load (a bundled DiT not trained yet) are skipped with a
-message. The board (leaderboard.md/.csv/.json, index.html, PNG plots) is written here.
+message. The board (leaderboard.md/.csv/.json, index.html, PNG plots) is written here, and the
+board's numbers in README.md and docs/*.md (their `<!-- board:... -->` regions) are rewritten
+from leaderboard.json (relbench.leaderboard_docs).
 """
 
 from __future__ import annotations
@@ -102,7 +104,18 @@ def build_board() -> dict:
     runs = sorted(p.parent for p in RUNS.glob(f"*/*/{RUN_INFO}"))
     if not runs:
         raise SystemExit(f"no runs under {RUNS}; run without --board-only first")
-    return build_leaderboard(runs, HERE, title="relbench leaderboard", note=NOTE)
+    from relbench.circuits.card import rebuild_cards
+
+    try:  # the circuit cards, from the inputs published beside them (hashes checked)
+        rebuild_cards(HERE / "cards")
+    except FileNotFoundError as e:
+        print(f"circuit cards kept as they are: {e}")
+    doc = build_leaderboard(runs, HERE, title="relbench leaderboard", note=NOTE)
+    from relbench.leaderboard_docs import documents, update_files
+
+    for path in update_files(documents(HERE.parent), doc):  # README.md, docs/*.md: numbers
+        print(f"updated the board's numbers in {path.relative_to(HERE.parent)}")
+    return doc
 
 
 def main(argv: list[str] | None = None) -> None:

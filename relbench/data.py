@@ -16,7 +16,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterable, Iterator, Literal
 
 import cv2
 import datasets
@@ -25,7 +25,10 @@ from tqdm.auto import tqdm
 
 import relbench
 from relbench.render import check_size, render
-from relbench.scene import ObjectSpec, RelationSpec, Scene, random_scene
+from relbench.scene import (
+    ObjectSpec, RelationSpec, Scene, check_geometry, paper_scene, random_scene,
+)
+from relbench.styles import check_factors, sample_styled
 from relbench.suites.phrases import PHRASES
 
 COLOR_WORD_KEEP_PROB = 0.5
@@ -119,13 +122,23 @@ def example(
     *,
     antialias: bool = False,
     allow_overlap: bool = True,
+    geometry: str = "relbench",
+    styles: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Row `index` of the dataset built with `seed`: every FEATURES column, the image as an
-    (size, size, 3) uint8 array."""
+    (size, size, 3) uint8 array. `geometry="paper"` draws the paper's own shapes at its
+    whole-pixel centres (relbench.scene.paper_scene), so the set is the paper's distribution.
+    With `styles` (relbench.styles factors) the row is a styled render instead (anti-aliased,
+    never overlapping, relations spread evenly) with a `styles` column: each factor's variant."""
     if index < 0:
         raise ValueError(f"example index must be >= 0, got {index}")
     rng = example_rng(index, seed)
-    scene = random_scene(rng, allow_overlap=allow_overlap)
+    if styles:
+        return _styled_example(index, seed, size, styles, rng)
+    if check_geometry(geometry) == "paper":
+        scene = paper_scene(rng, image_size=size, allow_overlap=allow_overlap)
+    else:
+        scene = random_scene(rng, allow_overlap=allow_overlap)
     caption = sample_caption_parts(scene, rng)
     subj, ref = scene.objects[0], scene.objects[1]
     spec = RelationSpec(
@@ -133,7 +146,7 @@ def example(
     )
     return {
         "index": int(index),
-        "image": render(scene, size, antialias=antialias),
+        "image": render(scene, size, antialias=antialias, geometry=geometry),
         "caption": caption.text,
         "relation": caption.relation,
         "phrase": caption.phrase,
@@ -147,6 +160,36 @@ def example(
         "reference_y": ref.y,
         "spec": spec.to_dict(),
         "scene": scene.to_dict(),
+    }
+
+
+def _styled_example(
+    index: int, seed: int, size: int, styles: tuple[str, ...], rng: random.Random
+) -> dict[str, Any]:
+    """`example` for a styled row: layout and look from relbench.styles, seeded by
+    (seed, index); the caption from `rng`."""
+    key = f"relbench.data.styles/{int(seed)}/{int(index)}".encode()
+    styled = sample_styled(styles, int.from_bytes(hashlib.sha256(key).digest()[:8], "little"),
+                           size=size)
+    caption = sample_caption_parts(styled.scene, rng)
+    subj, ref = styled.scene.objects[0], styled.scene.objects[1]
+    return {
+        "index": int(index),
+        "image": styled.image,
+        "caption": caption.text,
+        "relation": caption.relation,
+        "phrase": caption.phrase,
+        "subject_shape": subj.shape,
+        "subject_color": subj.color,
+        "reference_shape": ref.shape,
+        "reference_color": ref.color,
+        "subject_x": subj.x,
+        "subject_y": subj.y,
+        "reference_x": ref.x,
+        "reference_y": ref.y,
+        "spec": styled.spec.to_dict(),
+        "scene": styled.scene.to_dict(),
+        "styles": dict(styled.factors),
     }
 
 
@@ -165,11 +208,13 @@ def _check_args(n: int, size: int) -> None:
 
 
 def _encoded_rows(
-    n: int, seed: int, size: int, antialias: bool, allow_overlap: bool, progress: bool
+    n: int, seed: int, size: int, antialias: bool, allow_overlap: bool, progress: bool,
+    geometry: str = "relbench", styles: tuple[str, ...] = (),
 ) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """(PNG bytes, every other column) for rows 0..n-1."""
     for i in tqdm(range(n), desc="rendering", unit="img", disable=not progress):
-        row = example(i, seed, size, antialias=antialias, allow_overlap=allow_overlap)
+        row = example(i, seed, size, antialias=antialias, allow_overlap=allow_overlap,
+                      geometry=geometry, styles=styles)
         yield encode_png(row.pop("image")), row
 
 
@@ -191,17 +236,25 @@ class _ContentHash:
 
 
 def _build(
-    n: int, size: int, seed: int, antialias: bool, allow_overlap: bool, progress: bool
+    n: int, size: int, seed: int, antialias: bool, allow_overlap: bool, progress: bool,
+    geometry: str = "relbench", styles: tuple[str, ...] = (),
 ) -> tuple[datasets.Dataset, str]:
     _check_args(n, size)
-    columns: dict[str, list[Any]] = {name: [] for name in FEATURES}
+    features = FEATURES
+    if styles:  # each row's style factor variants, as a JSON object string
+        features = datasets.Features({**FEATURES, "styles": datasets.Value("string")})
+    columns: dict[str, list[Any]] = {name: [] for name in features}
     digest = _ContentHash()
-    for png, row in _encoded_rows(n, seed, size, antialias, allow_overlap, progress):
+    for png, row in _encoded_rows(
+        n, seed, size, antialias, allow_overlap, progress, geometry, styles
+    ):
         digest.update(png, row)
+        if styles:
+            row["styles"] = json.dumps(row["styles"], sort_keys=True)
         columns["image"].append({"bytes": png, "path": None})
         for name, value in row.items():
             columns[name].append(value)
-    return datasets.Dataset.from_dict(columns, features=FEATURES), digest.hexdigest()
+    return datasets.Dataset.from_dict(columns, features=features), digest.hexdigest()
 
 
 def build_dataset(
@@ -212,10 +265,14 @@ def build_dataset(
     antialias: bool = False,
     allow_overlap: bool = True,
     progress: bool = False,
+    geometry: str = "relbench",
+    styles: Iterable[str] = (),
 ) -> datasets.Dataset:
     """`n` rows of the paper's training distribution as an in-memory `datasets.Dataset`
-    (columns FEATURES; images stored as PNG). Same arguments → byte-identical dataset."""
-    return _build(n, size, seed, antialias, allow_overlap, progress)[0]
+    (columns FEATURES; images stored as PNG). Same arguments → byte-identical dataset.
+    With `styles` (relbench.styles factors) the images are styled renders."""
+    return _build(n, size, seed, antialias, allow_overlap, progress, check_geometry(geometry),
+                  check_factors(styles))[0]
 
 
 @contextmanager
@@ -257,6 +314,8 @@ def save_dataset(
     fmt: Literal["hf", "imagefolder"] = "hf",
     overwrite: bool = False,
     progress: bool = False,
+    geometry: str = "relbench",
+    styles: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Build the dataset and write it to `out`, with a MANIFEST_NAME file recording the
     arguments, the relbench version and the content hash. Returns the manifest.
@@ -271,17 +330,23 @@ def save_dataset(
         choices = ", ".join(DATASET_FORMATS)
         raise ValueError(f"unknown dataset format {fmt!r}; choose from {choices}")
     _check_args(n, size)
+    check_geometry(geometry)
+    styles = check_factors(styles)
     out = Path(out)
     _prepare_out(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         if fmt == "hf":
-            ds, digest = _build(n, size, seed, antialias, allow_overlap, progress)
+            ds, digest = _build(
+                n, size, seed, antialias, allow_overlap, progress, geometry, styles
+            )
             with _hf_progress(progress):
                 ds.save_to_disk(str(tmp))
         else:
-            digest = _write_imagefolder(tmp, n, size, seed, antialias, allow_overlap, progress)
+            digest = _write_imagefolder(
+                tmp, n, size, seed, antialias, allow_overlap, progress, geometry, styles
+            )
         manifest = {
             "generator": "relbench.data",
             "relbench_version": relbench.__version__,
@@ -292,9 +357,12 @@ def save_dataset(
                 "seed": seed,
                 "antialias": antialias,
                 "allow_overlap": allow_overlap,
+                "geometry": geometry,
             },
             "content_sha256": digest,
         }
+        if styles:
+            manifest["args"]["styles"] = list(styles)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
@@ -306,13 +374,16 @@ def save_dataset(
 
 
 def _write_imagefolder(
-    out: Path, n: int, size: int, seed: int, antialias: bool, allow_overlap: bool, progress: bool
+    out: Path, n: int, size: int, seed: int, antialias: bool, allow_overlap: bool, progress: bool,
+    geometry: str = "relbench", styles: tuple[str, ...] = (),
 ) -> str:
     (out / "images").mkdir()
     width = max(6, len(str(n - 1)))
     digest = _ContentHash()
     with open(out / METADATA_NAME, "w") as meta:
-        for png, row in _encoded_rows(n, seed, size, antialias, allow_overlap, progress):
+        for png, row in _encoded_rows(
+            n, seed, size, antialias, allow_overlap, progress, geometry, styles
+        ):
             digest.update(png, row)
             file = f"images/{row['index']:0{width}d}.png"
             (out / file).write_bytes(png)

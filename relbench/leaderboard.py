@@ -1,5 +1,8 @@
 """Run logs → leaderboard: Markdown, CSV and JSON tables and one static HTML page with plots.
 
+The page is rendered by `relbench.leaderboard_page` (template in relbench/templates/), the
+figures by `relbench.leaderboard_plots`.
+
 One row per (model, suite). Runs are only set side by side when they were scored alike: one
 scorer version and config hash for all of them, and for each suite (and each perturbation of
 it) one version and prompt hash. Anything else is refused with the two runs and the field named.
@@ -10,11 +13,9 @@ A model with a circuit card (`relbench circuits card`) in `<out>/cards/<model>.j
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
-import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,6 +47,8 @@ def load_runs(run_dirs: Sequence[Path]) -> list[RunDir]:
     runs = []
     for d in run_dirs:
         run = open_run(Path(d))
+        _check_text(run)
+        _check_usable(run)
         if not run.complete:
             raise RunDirError(
                 f"{run.path} is incomplete (no complete summary.json): finish it by re-running "
@@ -55,6 +58,26 @@ def load_runs(run_dirs: Sequence[Path]) -> list[RunDir]:
         runs.append(run)
     check_compatible(runs)
     return runs
+
+
+def _check_usable(run: RunDir) -> None:
+    """Refuse a run that failed, a `--limit` smoke run, and a run in which no image generated."""
+    summary = run.summary or {}
+    if summary.get("status") == "failed":
+        reason = (summary.get("failure") or {}).get("reason", "no reason recorded")
+        raise RunDirError(f"{run.path} failed: {reason}")
+    limit = run.info.get("limit")
+    if limit is not None:
+        raise RunDirError(
+            f"{run.path} is a --limit {limit} smoke run (only the suite's first {limit} prompts); "
+            "the leaderboard takes full runs only: re-run without --limit"
+        )
+    failed = (summary.get("metrics") or {}).get("n_generation_failed") or 0
+    rows = run.rows() if failed else []
+    if rows and failed >= len(rows):
+        first = next((r.get("error") for r in rows if r.get("error")), None)
+        raise RunDirError(f"{run.path}: every one of its {len(rows)} images failed to generate "
+                          f"(first: {first})")
 
 
 def _check_summary_matches(run: RunDir) -> None:
@@ -165,7 +188,9 @@ def build_leaderboard(
     doc = {
         "schema_version": LEADERBOARD_SCHEMA_VERSION,
         "title": title,
-        "scorer": {k: runs[0].info.get(k) for k in SCORER_FIELDS},
+        # Logs before `scorer_position` all scored centroids, the only convention there was.
+        "scorer": {k: runs[0].info.get(k) for k in SCORER_FIELDS}
+        | {"position": runs[0].info.get("scorer_position", "centroid")},
         "suites": _suites(runs),
         "columns": columns,
         "rows": [_json_row(r, by_cell[(r["model"], r["suite"])], out_dir) for r in rows],
@@ -176,6 +201,11 @@ def build_leaderboard(
         doc["circuit_cards"] = cards
     (out_dir / JSON).write_text(json.dumps(doc, indent=2) + "\n")
     _write_csv(rows, columns, out_dir / CSV)
+    from relbench.leaderboard_page import render_page
+    from relbench.leaderboard_plots import (
+        plot_accuracy_per_perturbation, plot_accuracy_per_relation, sample_grid,
+    )
+
     plots = [PLOT_PERTURBATIONS, PLOT_RELATIONS]
     plot_accuracy_per_perturbation(runs, out_dir / PLOT_PERTURBATIONS)
     plot_accuracy_per_relation(runs, out_dir / PLOT_RELATIONS)
@@ -185,7 +215,11 @@ def build_leaderboard(
         if sample_grid(run, out_dir / name, n=grid_size):
             grids[f"{model_label(run)} on {run.info['suite']}"] = name
     (out_dir / MARKDOWN).write_text(_markdown(doc, rows, perts, plots, note))
-    (out_dir / HTML).write_text(_html(doc, rows, columns, plots, grids, note))
+    full_cards = {m: json.loads(f.read_text()) for m in cards
+                  if (f := _card_file(m, out_dir / CARDS if cards_dir is None else Path(cards_dir)))
+                  and f.name.endswith(".json")}
+    (out_dir / HTML).write_text(render_page(doc, plots=plots, grids=grids, note=note,
+                                            cards=full_cards))
     doc["files"] = [MARKDOWN, CSV, JSON, HTML, *plots, *grids.values()]
     return doc
 
@@ -200,11 +234,18 @@ def circuit_cards(
     (`<model>.json` or `<model>/card.json`); a card that cannot be read is a ValueError."""
     out = {}
     for model in models:
-        for path in (cards_dir / f"{_slug(model)}.json", cards_dir / _slug(model) / "card.json"):
-            if path.is_file():
-                out[model] = _card_summary(path, out_dir)
-                break
+        path = _card_file(model, cards_dir)
+        if path is not None:
+            out[model] = _card_summary(path, out_dir)
     return out
+
+
+def _card_file(model: str, cards_dir: Path) -> Path | None:
+    """The model's card.json in `cards_dir` (`<model>.json` or `<model>/card.json`), if any."""
+    for path in (cards_dir / f"{_slug(model)}.json", cards_dir / _slug(model) / "card.json"):
+        if path.is_file():
+            return path
+    return None
 
 
 def _card_summary(path: Path, out_dir: Path) -> dict[str, Any]:
@@ -220,6 +261,7 @@ def _card_summary(path: Path, out_dir: Path) -> dict[str, Any]:
             "screen_score": (rel.get("screen") or {}).get("score"),
             "object_head": obj["name"], "object_score": obj["score"],
             "verdict": card["verdict"]["label"], "verdict_text": card["verdict"]["text"],
+            "suite": card.get("suite"),
             "card": _relpath(_card_page(path), out_dir),
         }
     except (json.JSONDecodeError, KeyError, TypeError) as e:
@@ -260,6 +302,12 @@ def _json_row(row: dict[str, Any], run: RunDir, out_dir: Path) -> dict[str, Any]
     return {
         **row,
         "per_relation": rel if rel is not None else m.get("per_relation", {}),
+        "found": {k: m.get(k) for k in ("shape", "color", "relation_loose")},
+        "per_perturbation": {
+            p: {"accuracy": pm.get("overall"), "ci95": pm.get("overall_ci95"),
+                "drop": (pm.get("paired_drop") or {}).get("drop"),
+                "drop_ci95": (pm.get("paired_drop") or {}).get("ci95")}
+            for p, pm in (m.get("per_perturbation") or {}).items()},
         "run": {
             "path": _relpath(run.path, out_dir),
             "model": run.info.get("model"),
@@ -278,10 +326,69 @@ def _relpath(path: Path, start: Path) -> str:
         return str(path)
 
 
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\u2028\u2029<>|`\[\]\\]")
+"""Characters refused in names a run log puts into leaderboard tables: control characters and
+newlines (they end a table row) and Markdown/HTML syntax (tags, links, pipes, code spans)."""
+
+
+def _check_text(run: RunDir) -> None:
+    """Refuse a run whose model, suite, perturbation or scorer names (or model args) carry
+    Markdown/HTML syntax or control characters: they are written into leaderboard.md as is."""
+    from pydantic import ValidationError
+
+    from relbench.runlog import RunInfo
+
+    info = run.info
+    try:
+        RunInfo.model_validate(info)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise RunDirError(f"{run.path}/run.json: invalid {'.'.join(map(str, first['loc']))}: "
+                          f"{first['msg']}") from None
+    model = info.get("model") if isinstance(info.get("model"), dict) else {}
+    texts = [("model name", model.get("name")), ("model args", model.get("args")),
+             ("suite", info.get("suite")), ("suite version", info.get("suite_version")),
+             ("scorer", info.get("scorer")), ("scorer version", info.get("scorer_version")),
+             ("relbench version", info.get("relbench_version")),
+             ("git commit", info.get("git_commit"))]
+    texts += [("perturbation", p) for p in info.get("perturbations") or []]
+    for what, value in texts:
+        for text in _strings(value):
+            if len(text) > 200:
+                raise RunDirError(f"{run.path}: {what} {text[:40]!r}… is {len(text)} characters "
+                                  "long (at most 200 go into a leaderboard)")
+            bad = _UNSAFE_TEXT.search(text)
+            if bad:
+                raise RunDirError(
+                    f"{run.path}: {what} {text[:60]!r} contains {bad.group()!r}, which the "
+                    "leaderboard does not write into Markdown tables; rename it and re-run"
+                )
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a JSON value (keys included)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in [*_strings(k), *_strings(v)]]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _strings(v)]
+    return []
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell safe to open in a spreadsheet: text starting with =, +, -, @ (or a tab / carriage
+    return) would run as a formula, so it gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _write_csv(rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
     import pandas as pd
 
-    pd.DataFrame(rows, columns=columns).to_csv(path, index=False, float_format="%.4f")
+    safe = [{k: csv_cell(v) for k, v in row.items()} for row in rows]
+    pd.DataFrame(safe, columns=columns).to_csv(path, index=False, float_format="%.4f")
 
 
 def _f(x: Any, digits: int = 3, signed: bool = False) -> str:
@@ -312,7 +419,9 @@ def _markdown(doc: dict, rows: list[dict], perts: list[str], plots: list[str],
     out = [f"# {doc['title']}\n",
            "Generated by `relbench leaderboard build` from run logs; do not edit by hand."
            + (f" {note}" if note else "") + "\n",
-           f"Scorer `{sc['scorer']}` v{sc['scorer_version']} (config sha256 "
+           f"Scorer `{sc['scorer']}` v{sc['scorer_version']} ("
+           + (f"position convention `{sc['position']}`, " if sc.get("position") else "")
+           + "config sha256 "
            f"`{str(sc['scorer_config_hash'])[:16]}`). `overall` = strict relation ∧ shapes ∧ "
            "colours ∧ unique binding, with a 95 % bootstrap interval over prompts; "
            "`all seeds` = share of prompts correct on every seed (VISOR_n).\n",
@@ -395,239 +504,3 @@ def _short(x: Any, n: int = 16) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
-
-
-# ---------------------------------------------------------------- HTML
-
-_SORT_JS = """
-const headers = document.querySelectorAll("table.sortable th");
-headers.forEach((th, i) => th.addEventListener("click", () => {
-  const body = th.closest("table").tBodies[0], up = th.dataset.dir !== "asc";
-  th.dataset.dir = up ? "asc" : "desc";
-  const key = td => { const v = td.dataset.v ?? td.textContent, n = parseFloat(v);
-    return v === "" ? -Infinity : (isNaN(n) ? v : n); };
-  const cmp = (x, y) => typeof x === "number" && typeof y === "number" ? x - y
-    : String(x).localeCompare(String(y));
-  [...body.rows].sort((a, b) => (up ? 1 : -1) * cmp(key(a.cells[i]), key(b.cells[i])))
-    .forEach(r => body.appendChild(r));
-}));
-"""
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; white-space: nowrap; }
-th { background: #eee; cursor: pointer; position: sticky; top: 0; }
-td:nth-child(-n+2), th:nth-child(-n+2) { text-align: left; }
-.wrap { overflow-x: auto; } img { max-width: 100%; } code { font-size: 0.9em; }
-"""
-
-
-def _html(doc: dict, rows: list[dict], columns: list[str], plots: list[str],
-          grids: dict[str, str], note: str | None) -> str:
-    e = html.escape
-    sc = doc["scorer"]
-    head = "".join(f"<th title='click to sort'>{e(c)}</th>" for c in columns)
-    body = []
-    for r in rows:
-        cells = []
-        for c in columns:
-            v = r.get(c)
-            text = _acc_ci(r) if c == "overall" else _f(v, signed=c.startswith("drop:"))
-            cells.append(f"<td data-v='{'' if v is None else e(str(v))}'>{e(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    suites = "".join(
-        f"<li><code>{e(n)}</code> v{e(str(s['suite_version']))}, prompts sha256 "
-        f"<code>{e(str(s['prompt_hash'])[:16])}</code></li>" for n, s in doc["suites"].items())
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{e(doc['title'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{e(doc['title'])}</h1>",
-        "<p>Generated by <code>relbench leaderboard build</code>; do not edit by hand."
-        + (f" {e(note)}" if note else "") + "</p>",
-        f"<p>Scorer <code>{e(str(sc['scorer']))}</code> v{e(str(sc['scorer_version']))}, config "
-        f"sha256 <code>{e(str(sc['scorer_config_hash'])[:16])}</code>. Click a column to sort. "
-        "<code>overall</code> = strict relation ∧ shapes ∧ colours ∧ unique binding "
-        "[95 % CI over prompts]; <code>drop:P</code> = paired drop on perturbation P.</p>",
-        f"<ul>{suites}</ul>",
-        f"<div class='wrap'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>"
-        + "".join(body) + "</tbody></table></div>",
-        "<h2>Plots</h2>",
-        *(f"<p><img src='{e(p)}' alt='{e(p[:-4])}'></p>" for p in plots),
-    ]
-    cards = doc.get("circuit_cards", {})
-    if cards:
-        parts.insert(parts.index("<h2>Plots</h2>"), "<h2>Circuit cards</h2><ul>" + "".join(
-            f"<li><b>{e(m)}</b>: {e(_card_cell(c))}; {e(c['verdict_text'])} "
-            f"<a href='{e(c['card'])}'>card</a></li>" for m, c in cards.items()) + "</ul>")
-    if grids:
-        parts.append("<h2>Samples</h2><p>First seed of evenly spaced prompts; titles green when "
-                     "correct, red with the found relation when not.</p>")
-        parts += [f"<h3>{e(k)}</h3><p><img src='{e(v)}' alt='{e(k)}'></p>"
-                  for k, v in grids.items()]
-    parts.append(f"<script>{_SORT_JS}</script></body></html>\n")
-    return "\n".join(parts)
-
-
-# ---------------------------------------------------------------- plots (matplotlib, no pyplot)
-
-
-def _model_colors(runs: Sequence[RunDir]) -> dict[str, str]:
-    from matplotlib import rcParams
-
-    cycle = rcParams["axes.prop_cycle"].by_key()["color"]
-    models = sorted({model_label(r) for r in runs})
-    return {m: cycle[i % len(cycle)] for i, m in enumerate(models)}
-
-
-def _bars(ax, categories: list[str], series: dict[str, list[tuple[float | None, Any]]],
-          colors: dict[str, str]) -> None:
-    """Grouped bars: one group per category, one bar per series (value, ci95 or None)."""
-    import numpy as np
-
-    n = max(len(series), 1)
-    width = 0.8 / n
-    x = np.arange(len(categories))
-    for i, (name, vals) in enumerate(series.items()):
-        ys = [np.nan if v is None else v for v, _ in vals]
-        err = np.array([[0.0, 0.0] if ci is None or v is None else [v - ci[0], ci[1] - v]
-                        for v, ci in vals]).T.clip(min=0)  # (2, C)
-        ax.bar(x - 0.4 + width * (i + 0.5), ys, width, yerr=err, label=name,
-               color=colors.get(name), capsize=2, error_kw={"lw": 0.8})
-    ax.set_xticks(x, categories, rotation=35, ha="right")
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("accuracy")
-    ax.grid(axis="y", alpha=0.3)
-
-
-def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-
-
-def plot_accuracy_per_perturbation(runs: Sequence[RunDir], path: Path) -> None:
-    """Accuracy on the original prompts and on each perturbation, per model, one panel per suite
-    that has perturbation runs (a panel of overall accuracy per suite when none has)."""
-    from matplotlib.figure import Figure
-
-    colors = _model_colors(runs)
-    perts = perturbation_names(runs)
-    suites = _suite_order(r.info["suite"] for r in runs if r.info.get("perturbations"))
-    if not suites:
-        fig = Figure(figsize=(7, 4), layout="constrained")
-        ax = fig.add_subplot()
-        all_suites = _suite_order(r.info["suite"] for r in runs)
-        series = {m: [_overall(_find(runs, m, s)) for s in all_suites] for m in sorted(colors)}
-        _bars(ax, all_suites, series, colors)
-        ax.set_title("accuracy per suite (no perturbation runs)")
-        ax.legend(fontsize=8)
-        _save(fig, path)
-        return
-    fig = Figure(figsize=(max(7, 0.45 * (len(perts) + 1) * max(len(colors), 2)),
-                          3.8 * len(suites)), layout="constrained")
-    for k, suite in enumerate(suites):
-        ax = fig.add_subplot(len(suites), 1, k + 1)
-        series = {}
-        for m in sorted(colors):
-            run = _find(runs, m, suite)
-            if run is None:
-                continue
-            pm = run.summary["metrics"].get("per_perturbation", {})  # type: ignore[index]
-            series[m] = [_overall(run)] + [
-                (pm[p].get("overall"), pm[p].get("overall_ci95")) if p in pm else (None, None)
-                for p in perts]
-        _bars(ax, ["original", *perts], series, colors)
-        ax.set_title(f"accuracy per perturbation: {suite}")
-        ax.legend(fontsize=8)
-    _save(fig, path)
-
-
-def plot_accuracy_per_relation(runs: Sequence[RunDir], path: Path) -> None:
-    """Accuracy per target relation (original prompts), per model, one panel per suite."""
-    from matplotlib.figure import Figure
-
-    colors = _model_colors(runs)
-    suites = _suite_order(r.info["suite"] for r in runs)
-    ncols = 2 if len(suites) > 2 else 1
-    nrows = (len(suites) + ncols - 1) // ncols
-    fig = Figure(figsize=(max(7, 1.1 * len(RELATIONS) * max(len(colors), 2) / 2) * ncols,
-                          3.4 * nrows), layout="constrained")
-    for k, suite in enumerate(suites):
-        ax = fig.add_subplot(nrows, ncols, k + 1)
-        series = {}
-        rels: list[str] = []
-        per_run = {}
-        for m in sorted(colors):
-            run = _find(runs, m, suite)
-            if run is None:
-                continue
-            per_run[m] = _relations(run)
-            rels += [x for x in per_run[m] if x not in rels]
-        rels.sort(key=lambda x: RELATIONS.index(x) if x in RELATIONS else len(RELATIONS))
-        for m, per in per_run.items():
-            series[m] = [per.get(x, (None, None)) for x in rels]
-        _bars(ax, rels, series, colors)
-        ax.set_title(f"accuracy per relation: {suite}")
-        ax.legend(fontsize=8)
-    _save(fig, path)
-
-
-def _suite_order(names) -> list[str]:
-    """Suites in registry order (core, profile, the OOD suites), others after, sorted."""
-    from relbench.suites import list_suites
-
-    order = {s: i for i, s in enumerate(list_suites())}
-    return sorted(set(names), key=lambda s: (order.get(s, len(order)), s))
-
-
-def _find(runs: Sequence[RunDir], model: str, suite: str) -> RunDir | None:
-    return next((r for r in runs if model_label(r) == model and r.info["suite"] == suite), None)
-
-
-def _overall(run: RunDir | None) -> tuple[float | None, Any]:
-    if run is None:
-        return (None, None)
-    m = run.summary["metrics"]  # type: ignore[index]
-    return (m.get("overall"), m.get("overall_ci95"))
-
-
-def _relations(run: RunDir) -> dict[str, tuple[float | None, Any]]:
-    m = run.summary["metrics"]  # type: ignore[index]
-    rel = (m.get("breakdowns") or {}).get("relation")
-    if rel is not None:
-        return {k: (v["accuracy"], v["ci95"]) for k, v in rel.items()}
-    return {k: (v, None) for k, v in m.get("per_relation", {}).items()}
-
-
-def sample_grid(run: RunDir, path: Path, n: int = 16, cols: int = 4) -> bool:
-    """A grid of up to `n` saved images (first seed, original prompts, evenly spaced), titled
-    with the prompt and the verdict. False (nothing written) when the run saved no images."""
-    from matplotlib.figure import Figure
-
-    from relbench.scoring import ImageReadError, read_image
-
-    rows = [r for r in run.rows() if r.get("file") and not r.get("perturbation")]
-    if not rows:
-        return False
-    first_seed = min(r["seed"] for r in rows)
-    rows = [r for r in rows if r["seed"] == first_seed]
-    step = max(1, len(rows) // n)
-    chosen = [r for r in rows[::step][:n] if (run.path / r["file"]).is_file()]
-    if not chosen:
-        return False
-    n_rows = (len(chosen) + cols - 1) // cols
-    fig = Figure(figsize=(2.4 * cols, 2.7 * n_rows), layout="constrained")
-    for i, r in enumerate(chosen):
-        ax = fig.add_subplot(n_rows, cols, i + 1)
-        ax.set_axis_off()
-        try:
-            ax.imshow(read_image(run.path / r["file"]))
-        except ImageReadError:
-            continue
-        verdict = ("correct" if r.get("correct") else
-                   "unscorable" if r.get("correct") is None else
-                   f"wrong: found {r.get('found_relation') or 'no pair'}")
-        ax.set_title(textwrap.fill(r["prompt"], 26) + f"\n{verdict}", fontsize=7,
-                     color="green" if r.get("correct") else "firebrick")
-    _save(fig, path)
-    return True

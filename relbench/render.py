@@ -14,6 +14,13 @@ Shapes, with s = obj.size·size: circle = disk of diameter s; square = axis-alig
 triangle = equilateral, side s, apex up, centred on its centroid (apex 2h/3 above the
 centre, base h/3 below, h = s·√3/2). Anti-aliasing supersamples each pixel on a k×k grid
 and averages (exact area-weighted downsampling of the supersampled image).
+
+Geometry `paper` (see `relbench.scene.GEOMETRIES`) draws instead exactly what the paper's
+generator draws: PIL ImageDraw calls at pixel-index centre (X, Y) = (x·size − ½, y·size − ½)
+with r = s/2: circle `ellipse((X−r, Y−r, X+r, Y+r))`, square `rectangle((X−s//2, Y−s//2,
+X+s//2, Y+s//2))` (both ends included: 33 px at 128), triangle `polygon` through (X, Y − h/3),
+(X − s/2, Y + 2h/3), (X + s/2, Y + 2h/3), whose coordinates PIL truncates to whole pixels (at
+128 px the drawn apex lies 10 px above (X, Y) and the base 18 px below). Flat fill only.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from relbench.scene import COLOR_RGB, SHAPES, Scene, SceneObject, did_you_mean
+from PIL import Image, ImageDraw
+
+from relbench.scene import COLOR_RGB, SHAPES, Scene, SceneObject, check_geometry, did_you_mean
 
 MIN_SIZE = 32
 MAX_SIZE = 1024
@@ -122,7 +131,36 @@ def _paint(
             out[r0 - oy : r0 - oy + h, c0 - ox : c0 - ox + w][mask] = value
 
 
-def _raster_labels(scene: Scene, size: int) -> np.ndarray:
+def _paper_index(v: float) -> float:
+    """A scene coordinate times the size, minus ½: PIL's pixel-index coordinate. Whole values
+    are snapped exactly (PIL truncates polygon vertices, so 63.9999999 must not become 63)."""
+    r = round(v)
+    return float(r) if abs(v - r) < 1e-6 else v
+
+
+def _paper_paint(scene: Scene, size: int, image: Image.Image, inks: Sequence) -> None:
+    """Draw the objects in order onto a PIL image as the paper's generator does."""
+    draw = ImageDraw.Draw(image)
+    for obj, ink in zip(scene.objects, inks):
+        x, y = _paper_index(obj.x * size - 0.5), _paper_index(obj.y * size - 0.5)
+        s = obj.size * size
+        if obj.shape == "circle":
+            r = s / 2
+            draw.ellipse([(x - r, y - r), (x + r, y + r)], fill=ink)
+        elif obj.shape == "square":
+            half = s // 2
+            draw.rectangle([(x - half, y - half), (x + half, y + half)], fill=ink)
+        else:
+            h = s * _SQRT3 / 2
+            draw.polygon([(x, y - h / 3), (x - s / 2, y + 2 * h / 3), (x + s / 2, y + 2 * h / 3)],
+                         fill=ink)
+
+
+def _raster_labels(scene: Scene, size: int, geometry: str = "relbench") -> np.ndarray:
+    if geometry == "paper":
+        canvas = Image.new("I", (size, size), 0)
+        _paper_paint(scene, size, canvas, range(1, len(scene.objects) + 1))
+        return np.asarray(canvas, dtype=np.int16)
     labels = np.zeros((size, size), dtype=np.int16)
     _paint(scene, size, labels, range(1, len(scene.objects) + 1))
     return labels
@@ -140,25 +178,35 @@ def _check_scene(scene: Scene) -> None:
         raise ValueError(f"background must be three integers in 0..255, got {scene.background!r}")
 
 
-def render_labels(scene: Scene, size: int = 128) -> np.ndarray:
+def render_labels(scene: Scene, size: int = 128, *, geometry: str = "relbench") -> np.ndarray:
     """(size, size) int16 label map: 0 background, i + 1 where object i is visible.
 
     Later objects cover earlier ones, exactly as in `render` (flat mode): both paint the
     same pixel masks in the same order.
     """
     _check_scene(scene)
-    return _raster_labels(scene, check_size(size))
+    return _raster_labels(scene, check_size(size), check_geometry(geometry))
 
 
-def render(scene: Scene, size: int = 128, *, antialias: bool = False) -> np.ndarray:
-    """(size, size, 3) uint8 RGB image of `scene`.
+def render(
+    scene: Scene, size: int = 128, *, antialias: bool = False, geometry: str = "relbench"
+) -> np.ndarray:
+    """(size, size, 3) uint8 RGB image of `scene`, drawn in `geometry` (see the module doc).
 
     Flat mode (default, the paper's data) uses exactly the scene's colours; anti-aliased
     mode averages ANTIALIAS_FACTOR² sub-samples per pixel, so only edge pixels mix colours.
+    The `paper` geometry is flat only, as the paper's data is.
     """
     _check_scene(scene)
     size = check_size(size)
     colors = [object_rgb(o) for o in scene.objects]
+    if check_geometry(geometry) == "paper":
+        if antialias:
+            raise ValueError("the paper geometry is drawn flat (no anti-aliasing), as the "
+                             "paper's data is; drop antialias or use geometry 'relbench'")
+        canvas = Image.new("RGB", (size, size), tuple(int(v) for v in scene.background))
+        _paper_paint(scene, size, canvas, colors)
+        return np.asarray(canvas, dtype=np.uint8).copy()
     image = np.empty((size, size, 3), dtype=np.uint8)
     image[:] = scene.background
     if not antialias or not scene.objects:
@@ -185,10 +233,10 @@ def render(scene: Scene, size: int = 128, *, antialias: bool = False) -> np.ndar
 
 
 def render_batch(
-    scenes: Iterable[Scene], size: int = 128, antialias: bool = False
+    scenes: Iterable[Scene], size: int = 128, antialias: bool = False, geometry: str = "relbench"
 ) -> np.ndarray:
     """(N, size, size, 3) uint8: `render` of each scene, stacked."""
-    images = [render(s, size, antialias=antialias) for s in scenes]
+    images = [render(s, size, antialias=antialias, geometry=geometry) for s in scenes]
     if not images:
         return np.zeros((0, check_size(size), size, 3), dtype=np.uint8)
     return np.stack(images)

@@ -27,11 +27,20 @@ class RunInfo(BaseModel):
     scorer: str
     scorer_version: str
     scorer_config_hash: str
+    scorer_position: str | None = None
+    """The scorer's position convention (centroid, bbox, paper_anchor); None in older logs."""
     model: dict[str, Any]
+    model_geometry: str | None = None
+    """The data geometry a DiT checkpoint was trained on (relbench, paper); None otherwise."""
     seeds: list[int]
     sampling: dict[str, Any] = Field(default_factory=dict)
     relbench_version: str = relbench.__version__
     git_commit: str | None = None
+    limit: int | None = None
+    """`relbench eval --limit N`: only the suite's first N prompts ran (a smoke run)."""
+    extensions: list[dict[str, Any]] = Field(default_factory=list)
+    """Parts installed packages provide (model, scorer, perturbations; relbench.extensions):
+    group, name, entry point, package and package version. Empty in older logs."""
 
 
 def git_commit() -> str | None:
@@ -44,6 +53,18 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def git_dirty() -> bool | None:
+    """Whether the relbench source tree has uncommitted changes (`git status --porcelain` not
+    empty), or None outside a git checkout: a run from a dirty tree is not the commit it names."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
 def file_hash(path: Path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from relbench.models import GenerationRequest, NoImage, T2IModel, load_model
 from relbench.runlog import RunInfo, git_commit, write_json_atomic
+from relbench.safety import json_line
 
 SAMPLES = "samples.jsonl"
 SHARD_SAMPLES = "samples.rank{rank}.jsonl"
@@ -32,11 +34,30 @@ class EvalConfig:
     suite: str
     perturbations: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
-    detector: str = "default"
+    detector: str | None = None
+    """Scorer config name or path; None: the detector of the model's training geometry
+    (`paper` for a checkpoint trained on the paper's data, else `default`)."""
+    scorer: str | None = None
+    """None or "default": the classical detector (configured by `detector`); else a scorer an
+    installed package registers (relbench.scoring.api)."""
     batch_size: int = 16
     save_images: bool = False
     perturb_seed: int = 0
     model_args: dict[str, Any] = field(default_factory=dict)
+    limit: int | None = None
+    """Only the first `limit` prompts of the suite (and their perturbed versions): a smoke run,
+    recorded in run.json so it never passes for a full run on the board."""
+    max_initial_failures: int = 8
+    """Stop (RunFailedError) when the first this-many images of an invocation all fail to generate."""
+
+
+ERRORS_DIR = "errors"
+FIRST_FAILURE = "first_failure.txt"
+"""RUN_DIR/errors/first_failure.txt: the traceback of the run's first generation failure."""
+
+
+class RunFailedError(RuntimeError):
+    """A run stopped because its first images all failed to generate (summary status "failed")."""
 
 
 def resolve_suite(name: str):
@@ -49,6 +70,49 @@ def resolve_suite(name: str):
 
 
 def run_eval(cfg: EvalConfig, out_dir: Path, *, progress: bool = True, model: T2IModel | None = None) -> dict:
+    """Generate and score every (prompt, seed) of the suite and its perturbations into `out_dir`,
+    holding a lock on `out_dir` (a second writer fails at once with DirLockedError; the ranks of
+    one distributed run share it). See `_run_eval_locked` for sharding and resume."""
+    from relbench.distributed import process_info
+    from relbench.safety import LOCK_FILE, check_seeds
+
+    check_seeds(cfg.seeds)
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with _run_lock(out_dir, process_info()):
+            return _run_eval_locked(cfg, out_dir, progress=progress, model=model)
+    except BaseException:
+        if created and {p.name for p in out_dir.iterdir()} <= {LOCK_FILE}:  # failed before writing
+            (out_dir / LOCK_FILE).unlink(missing_ok=True)
+            out_dir.rmdir()
+        raise
+
+
+def _run_lock(out_dir: Path, proc):
+    """One writer per run directory; under torchrun each rank locks its own shard and all share
+    the directory's lock (which a single-process run takes exclusively)."""
+    from contextlib import ExitStack
+
+    from relbench.safety import DirLock
+
+    stack = ExitStack()
+    try:
+        if proc.distributed:
+            stack.enter_context(DirLock(out_dir, shared=True))
+            stack.enter_context(DirLock(out_dir, name=f".relbench.rank{proc.rank}.lock"))
+        else:
+            stack.enter_context(DirLock(out_dir))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def _run_eval_locked(
+    cfg: EvalConfig, out_dir: Path, *, progress: bool = True, model: T2IModel | None = None
+) -> dict:
     """Generate and score every (prompt, seed) of the suite and its perturbations into `out_dir`.
 
     Under `torchrun` / `accelerate launch` (WORLD_SIZE > 1) process R takes the jobs i with
@@ -60,15 +124,26 @@ def run_eval(cfg: EvalConfig, out_dir: Path, *, progress: bool = True, model: T2
     folds in whatever shards it finds before resuming.
     """
     from relbench.distributed import barrier, can_init, init_process_group, process_info, shard
+    from relbench.models.registry import model_extension
+    from relbench.records import utc_now
     from relbench.scoring import load_detector
+    from relbench.scoring.api import DEFAULT_SCORER, load_scorer, scorer_provenance
+    from relbench.scoring.position import detector_for_geometry
     from relbench.suites import get_perturbation, perturb_suite
 
+    started = utc_now()
     proc = process_info()
     grouped = proc.distributed and can_init() and init_process_group("gloo")
     base = resolve_suite(cfg.suite)
     suites = [base] + [perturb_suite(base, p, seed=cfg.perturb_seed) for p in cfg.perturbations]
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ValueError(f"limit must be a positive number of prompts, got {cfg.limit}")
     model = model or load_model(cfg.model, **cfg.model_args)
-    detector = load_detector(cfg.detector)
+    geometry = getattr(model, "geometry", None)  # DiT checkpoints record theirs
+    if cfg.scorer in (None, DEFAULT_SCORER):
+        detector = load_detector(cfg.detector or detector_for_geometry(geometry or "relbench"))
+    else:
+        detector = load_scorer(cfg.scorer, detector=cfg.detector)
     info = RunInfo(
         suite=base.name,
         suite_version=base.version,
@@ -80,16 +155,25 @@ def run_eval(cfg: EvalConfig, out_dir: Path, *, progress: bool = True, model: T2
         scorer=detector.name,
         scorer_version=detector.version,
         scorer_config_hash=detector.config_hash,
+        # A third-party scorer has no detector config, hence no position convention to record.
+        scorer_position=getattr(getattr(detector, "config", None), "position", None),
         model=model.describe(),
+        model_geometry=geometry,
         seeds=list(cfg.seeds),
         sampling=getattr(model, "sampling", {}),
         git_commit=git_commit(),
+        limit=cfg.limit,
+        extensions=[e for e in (model_extension(cfg.model), scorer_provenance(cfg.scorer),
+                                *(get_perturbation(p).extension for p in cfg.perturbations)) if e],
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_or_write_info(out_dir, info)
 
     jobs = [(s.name, p, seed) for s in suites for p in s.prompts for seed in cfg.seeds]
+    if cfg.limit is not None:  # the first `limit` originals and the perturbed prompts paired with them
+        kept = {p.id for p in base.prompts[: cfg.limit]}
+        jobs = [job for job in jobs if (job[1].source_id or job[1].id) in kept]
     order = [_sample_id(p.id, seed) for _, p, seed in jobs]  # the canonical row order
     samples_path = out_dir / SAMPLES
     folded = proc.is_main and (grouped or not proc.distributed) and _fold_shards(out_dir, order)
@@ -98,26 +182,36 @@ def run_eval(cfg: EvalConfig, out_dir: Path, *, progress: bool = True, model: T2
         jobs = shard(jobs, proc.rank, proc.world_size)
         write_path = out_dir / SHARD_SAMPLES.format(rank=proc.rank)
         done = {r["sample_id"] for r in read_samples(samples_path)}
-        done |= {r["sample_id"] for r in read_samples(write_path, repair=True)}
+        done |= resume_ids(write_path)
     else:
         write_path = samples_path
-        done = {row["sample_id"] for row in read_samples(samples_path, repair=True)}
+        done = resume_ids(samples_path)
     todo = [job for job in jobs if _sample_id(job[1].id, job[2]) not in done]
     bar = _progress(len(jobs), len(jobs) - len(todo), progress and proc.is_main)
-    _generate_into(write_path, todo, model, detector, cfg, out_dir, bar)
-    bar.close()
+    try:
+        _generate_into(write_path, todo, model, detector, cfg, out_dir, bar)
+    except RunFailedError as e:
+        if not proc.distributed:
+            summary = build_summary(info, read_samples(samples_path), started=started)
+            summary["status"] = "failed"
+            summary["failure"] = {"reason": str(e), "traceback": f"{ERRORS_DIR}/{FIRST_FAILURE}"}
+            write_json_atomic(out_dir / SUMMARY, summary)
+        raise
+    finally:
+        bar.close()
 
     if not proc.distributed:
         if folded:  # the rows this run appended after a sharded run's go back into canonical order
             _fold_shards(out_dir, order, force=True)
-        summary = build_summary(info, read_samples(samples_path))
+        summary = build_summary(info, read_samples(samples_path), started=started)
         write_json_atomic(out_dir / SUMMARY, summary)
         return summary
     if grouped:
         barrier()  # every shard is complete
         if proc.is_main:
             _fold_shards(out_dir, order)
-            write_json_atomic(out_dir / SUMMARY, build_summary(info, read_samples(samples_path)))
+            summary = build_summary(info, read_samples(samples_path), started=started)
+            write_json_atomic(out_dir / SUMMARY, summary)
         barrier()  # summary.json is written
         return json.loads((out_dir / SUMMARY).read_text())
     # No process group: whichever process sees every job done merges (a race between two such
@@ -125,11 +219,11 @@ def run_eval(cfg: EvalConfig, out_dir: Path, *, progress: bool = True, model: T2
     merged = _fold_shards(out_dir, order, only_if_complete=True)
     rows = read_samples(samples_path)
     if merged or set(order) <= {r["sample_id"] for r in rows}:
-        summary = build_summary(info, rows)
+        summary = build_summary(info, rows, started=started)
         if merged:
             write_json_atomic(out_dir / SUMMARY, summary)
         return summary
-    summary = build_summary(info, read_samples(write_path))
+    summary = build_summary(info, read_samples(write_path), started=started)
     summary["status"] = "partial"
     summary["shard"] = {"rank": proc.rank, "world_size": proc.world_size,
                         "samples": write_path.name}
@@ -141,26 +235,106 @@ def _generate_into(
 ) -> None:
     """Generate and score the (suite name, prompt, seed) jobs in `todo`, appending one row per job
     to `path` and flushing after every batch."""
+    from relbench.records import image_sha256
+
+    failures = _Failures(out_dir, cfg.max_initial_failures)
     with open(path, "a", encoding="utf-8") as f:
         for batch in _batches(todo, cfg.batch_size):
             requests = [GenerationRequest(p.prompt, seed, p.spec) for _, p, seed in batch]
+            failed: dict[str, Any] | None = None
             try:
                 images: Sequence[Any] = model.generate(requests)
                 batch_error = None
                 if len(images) != len(requests):
                     batch_error = f"model returned {len(images)} images for {len(requests)} prompts"
+                    failed = failures.record("WrongImageCount", batch_error, len(batch))
             except Exception as e:  # noqa: BLE001 - one failing batch must not end the run
-                images, batch_error = [], f"generation failed: {type(e).__name__}: {e}"
+                import traceback
+
+                failed = failures.record(type(e).__name__, traceback.format_exc(), len(batch))
+                images = []
+                batch_error = f"generation failed: {type(e).__name__}: {e} (traceback: {failed['traceback']})"
             for i, (suite_name, p, seed) in enumerate(batch):
                 row = _sample_row(suite_name, p, seed)
                 image = images[i] if batch_error is None else None
                 row.update(_score(image, p.spec, detector, batch_error))
+                if isinstance(image, np.ndarray):  # what the model drew, comparable across reruns
+                    row["image_sha256"] = image_sha256(image)
+                if failed is not None:
+                    row.update(generation_failed=True, error_type=failed["error_type"],
+                               traceback=failed["traceback"])
+                elif isinstance(image, NoImage):
+                    row.update(generation_failed=True, error_type="NoImage")
+                    failures.count("NoImage", image.reason)
+                else:
+                    failures.ok()
+                source = getattr(model, "source_files", {}).get((p.prompt.strip(), seed))
+                if source is not None:  # folder:DIR names the file that answered
+                    row["source_file"] = source
                 if cfg.save_images and image is not None and row.get("error") is None:
-                    row["file"] = _save_image(out_dir, row["sample_id"], image)
-                f.write(json.dumps(row) + "\n")
+                    try:
+                        row["file"] = _save_image(out_dir, row["sample_id"], image)
+                    except OSError as e:  # a full disk or inode table: this row has no image
+                        row.update(correct=None, error=f"image not saved: {e}", image_error=str(e))
+                f.write(json_line(row))
             f.flush()
             os.fsync(f.fileno())
             bar.update(len(batch))
+            failures.check()
+
+
+class _Failures:
+    """Counts generation failures from the start of an invocation; saves each distinct traceback
+    under RUN_DIR/errors/ (the first also as first_failure.txt) and stops the run when the first
+    `limit` images all failed."""
+
+    def __init__(self, out_dir: Path, limit: int) -> None:
+        self.dir, self.limit = Path(out_dir) / ERRORS_DIR, limit
+        self.initial = 0
+        """Failures before the first image that generated; -1 once one has."""
+        self.first: str | None = None
+        self.saved: dict[str, str] = {}
+
+    def record(self, error_type: str, text: str, images: int = 1) -> dict[str, Any]:
+        """Count `images` failed images; save `text` (a traceback or reason) once; return the row
+        fields that point at it."""
+        import hashlib
+
+        key = hashlib.sha256(text.encode()).hexdigest()[:12]
+        if key not in self.saved:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            name = f"failure-{key}.txt"
+            (self.dir / name).write_text(text)
+            if not (self.dir / FIRST_FAILURE).exists():
+                (self.dir / FIRST_FAILURE).write_text(text)
+            self.saved[key] = f"{ERRORS_DIR}/{name}"
+        if self.first is None:
+            self.first = f"{error_type}: {text.strip().splitlines()[-1] if text.strip() else ''}"
+        if self.initial >= 0:
+            self.initial += images
+        return {"error_type": error_type, "traceback": self.saved[key]}
+
+    def count(self, error_type: str, reason: str) -> None:
+        """Count one image the model answered with a NoImage (its reason is in the row already;
+        only the first is also written to first_failure.txt)."""
+        if not (self.dir / FIRST_FAILURE).exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / FIRST_FAILURE).write_text(f"{error_type}: {reason}\n")
+        if self.first is None:
+            self.first = f"{error_type}: {reason}"
+        if self.initial >= 0:
+            self.initial += 1
+
+    def ok(self) -> None:
+        self.initial = -1
+
+    def check(self) -> None:
+        if self.limit > 0 and self.initial >= self.limit:
+            raise RunFailedError(
+                f"the first {self.initial} images all failed to generate (first: {self.first}); "
+                f"traceback in {self.dir / FIRST_FAILURE}. Fix the cause and re-run into a new "
+                "--out directory"
+            )
 
 
 def _shard_files(out_dir: Path) -> list[Path]:
@@ -206,8 +380,57 @@ def _fold_shards(
     return True
 
 
-def build_summary(info: RunInfo, rows: list[dict]) -> dict:
+def resume_ids(path: Path) -> set[str]:
+    """The sample ids a resumed run may skip: the rows of `path` after repairing it. A partial
+    last line is cut; a repeated sample id (two writers once raced) keeps its first row; a row
+    whose image failed to save (`image_error`) is dropped so it is generated again. The file is
+    rewritten atomically only when something was removed."""
+    rows = read_samples(path, repair=True)
+    kept, seen = [], set()
+    for n, row in enumerate(rows, start=1):
+        problem = check_row(row)
+        if problem:
+            raise RunDirError(f"{path} line {n}: {problem}; use a new --out directory")
+        sid = row.get("sample_id")
+        if sid in seen or row.get("image_error") is not None:
+            continue
+        seen.add(sid)
+        kept.append(row)
+    if len(kept) != len(rows):
+        _rewrite_rows(path, kept)
+    return seen
+
+
+def _rewrite_rows(path: Path, rows: list[dict]) -> None:
+    """Replace `path` by `rows` atomically (a temporary file renamed over it)."""
+    from relbench.safety import json_line
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(json_line(row) for row in rows)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def unique_rows(rows: list[dict]) -> list[dict]:
+    """The first row of each sample id, in order (a summary never counts a sample twice)."""
+    seen: set = set()
+    out = []
+    for row in rows:
+        sid = row.get("sample_id")
+        if isinstance(sid, str) and sid in seen:
+            continue
+        if isinstance(sid, str):
+            seen.add(sid)
+        out.append(row)
+    return out
+
+
+def build_summary(info: RunInfo, rows: list[dict], *, started: datetime | None = None) -> dict:
     """`summary.json`: run provenance + metrics; `metrics.overall` is the headline accuracy.
+    With `started` (when this invocation began), `provenance` records UTC start and end, wall
+    time, package versions and whether the source tree was dirty (relbench.records).
 
     Each set (the originals, then each perturbation) also gets `breakdowns` (accuracy with a CI
     per relation, shape pair and colour order) and `offsets` (mean dx, dy overall and per
@@ -217,6 +440,7 @@ def build_summary(info: RunInfo, rows: list[dict]) -> dict:
         accuracy_ci, breakdowns, layout_offsets, paired_drop, seed_consistency,
     )
 
+    rows = unique_rows(rows)
     by_pert: dict[str, list[dict]] = {}
     for row in rows:
         by_pert.setdefault(row.get("perturbation") or "none", []).append(row)
@@ -236,7 +460,19 @@ def build_summary(info: RunInfo, rows: list[dict]) -> dict:
         m["breakdowns"] = breakdowns(pert_rows)
         m["offsets"] = layout_offsets(pert_rows)
         metrics["per_perturbation"][name] = m
-    return {"status": "complete", "run": info.model_dump(), "metrics": metrics}
+    metrics["n_generation_failed"] = sum(bool(r.get("generation_failed")) for r in rows)
+    unsaved = sum(r.get("image_error") is not None for r in rows)
+    if unsaved:  # --save-images promised files that are not there: resuming writes them
+        metrics["n_images_unsaved"] = unsaved
+    status = "incomplete" if unsaved else "complete"
+    summary = {"status": status, "run": info.model_dump(), "metrics": metrics}
+    if started is not None:
+        from relbench.records import provenance
+        from relbench.runlog import git_dirty
+
+        prov = provenance(started, git_commit=info.git_commit, git_dirty=git_dirty(), rows=rows)
+        summary["provenance"] = prov.model_dump(mode="json")
+    return summary
 
 
 def read_samples(path: Path, *, repair: bool = False) -> list[dict]:
@@ -281,7 +517,39 @@ class RunDir:
         return self.summary is not None and self.summary.get("status") == "complete"
 
     def rows(self) -> list[dict]:
-        return read_samples(self.path / SAMPLES)
+        """samples.jsonl, each row checked for the types relbench reads (`check_row`)."""
+        rows = read_samples(self.path / SAMPLES)
+        for n, row in enumerate(rows, start=1):
+            problem = check_row(row)
+            if problem:
+                raise RunDirError(f"{self.path / SAMPLES} line {n}: {problem}; not a run this "
+                                  "relbench wrote (re-run the eval into a new --out directory)")
+        return rows
+
+
+_ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "sample_id": (str,), "suite": (str,), "prompt_id": (str,), "source_id": (str,),
+    "perturbation": (str, type(None)), "prompt": (str,), "spec": (dict, type(None)),
+    "relation": (str, type(None)), "seed": (int,), "file": (str,),
+    "correct": (bool, type(None)), "error": (str, type(None)),
+}
+
+
+def check_row(row: Any) -> str | None:
+    """Why a samples.jsonl row cannot be read as one relbench wrote (wrong types), or None."""
+    if not isinstance(row, dict):
+        return f"expected a JSON object, got {type(row).__name__}"
+    if not isinstance(row.get("sample_id"), str):
+        return f"sample_id {row.get('sample_id')!r} is not a string"
+    for key, types in _ROW_TYPES.items():
+        if key in row and (not isinstance(row[key], types)
+                           or (isinstance(row[key], bool) and bool not in types)):
+            return f"{key} {str(row[key])[:40]!r} has type {type(row[key]).__name__}"
+    spec = row.get("spec")
+    if isinstance(spec, dict) and not all(isinstance(spec.get(k), dict)
+                                          for k in ("subject", "reference")):
+        return "spec needs subject and reference objects"
+    return None
 
 
 def load_run_info(run_dir: Path) -> dict[str, Any]:
@@ -336,7 +604,8 @@ def expected_samples(info: dict[str, Any]) -> int | None:
     suite = get_suite(info["suite"])
     if (suite.version, suite.prompt_hash) != (info.get("suite_version"), info.get("prompt_hash")):
         return None
-    return len(suite) * (1 + len(info.get("perturbations", []))) * len(info.get("seeds", []))
+    n = len(suite) if info.get("limit") is None else min(len(suite), int(info["limit"]))
+    return n * (1 + len(info.get("perturbations", []))) * len(info.get("seeds", []))
 
 
 def run_report(run: RunDir) -> dict[str, Any]:
@@ -380,7 +649,6 @@ def rescore_run(
     at generation (no image) stay unscorable."""
     from relbench import __version__
     from relbench.scoring import load_detector
-    from relbench.scoring.folder import RESULT_FIELDS, score_row
 
     run = open_run(run_dir)
     if not run.complete:
@@ -389,7 +657,13 @@ def rescore_run(
     out_dir = Path(out_dir)
     if out_dir.resolve() == run.path.resolve():
         raise ValueError("--out must differ from the run directory: a rescore writes a new run")
-    if out_dir.exists() and any(out_dir.iterdir()):
+    if out_dir.exists() and _unfinished_rescore(out_dir, run.path):
+        import shutil
+
+        shutil.rmtree(out_dir)  # a rescore of this run killed before its summary: start again
+    from relbench.safety import LOCK_FILE
+
+    if out_dir.exists() and any(p.name != LOCK_FILE for p in out_dir.iterdir()):
         raise ValueError(f"{out_dir} is not empty; choose a new --out directory")
     rows = run.rows()
     generated = [r for r in rows if r.get("error") is None or r.get("file")]
@@ -411,7 +685,44 @@ def rescore_run(
     })
     rescored_from = {"run_dir": str(run.path), **old}
 
+    from relbench.safety import DirLock
+
+    existed = out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    with DirLock(out_dir):
+        try:
+            return _rescore_into(out_dir, run, rows, det, info, rescored_from, progress)
+        except BaseException:  # nothing half-written stays behind to block a retry
+            import shutil
+
+            shutil.rmtree(out_dir, ignore_errors=True)
+            if existed:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            raise
+
+
+def _unfinished_rescore(out_dir: Path, run_path: Path) -> bool:
+    """Whether `out_dir` is a rescore of `run_path` that was killed before its summary."""
+    try:
+        info = json.loads((out_dir / RUN_INFO).read_text())
+    except (OSError, ValueError):
+        return False
+    src = info.get("rescored_from") if isinstance(info, dict) else None
+    return (isinstance(src, dict) and isinstance(src.get("run_dir"), str)
+            and Path(src["run_dir"]).resolve() == run_path.resolve()
+            and not (out_dir / SUMMARY).exists())
+
+
+def _rescore_into(out_dir: Path, run: RunDir, rows: list[dict], det, info: RunInfo,
+                  rescored_from: dict, progress: bool) -> dict:
+    """The writing half of `rescore_run`: every path read stays inside the run directory and
+    every path written inside `out_dir` (images get `image_name` names there)."""
+    from relbench.records import utc_now
+    from relbench.safety import path_inside
+    from relbench.scoring.folder import RESULT_FIELDS, score_row
+
+    started = utc_now()
+
     write_json_atomic(out_dir / RUN_INFO, {**info.model_dump(), "rescored_from": rescored_from})
     bar = _progress(len(rows), 0, progress)
     new_rows = []
@@ -419,16 +730,20 @@ def rescore_run(
         for row in rows:
             if row.get("file"):
                 base = {k: v for k, v in row.items() if k not in RESULT_FIELDS and k != "error"}
-                row = score_row(base, run.path, det)
+                row = score_row(base, run.path, det)  # refuses a file outside run.path
                 if row.get("error") is None:
-                    _copy_image(run.path / row["file"], out_dir / row["file"])
-            f.write(json.dumps(row) + "\n")
+                    rel = image_name(str(row.get("sample_id")))
+                    dst = path_inside(out_dir, rel)
+                    if not dst.exists():  # a repeated sample id names the same image
+                        _copy_image(path_inside(run.path, row["file"]), dst)
+                    row["file"] = rel
+            f.write(json_line(row))
             new_rows.append(row)
             bar.update(1)
         f.flush()
         os.fsync(f.fileno())
     bar.close()
-    summary = build_summary(info, new_rows)
+    summary = build_summary(info, new_rows, started=started)
     summary["rescored_from"] = rescored_from
     write_json_atomic(out_dir / SUMMARY, summary)
     return summary
@@ -448,9 +763,14 @@ def _copy_image(src: Path, dst: Path) -> None:
 def _check_or_write_info(out_dir: Path, info: RunInfo) -> None:
     path = out_dir / RUN_INFO
     new = info.model_dump(exclude={"git_commit", "relbench_version"})
+    new = {k: v for k, v in new.items() if not (k == "limit" and v is None)}  # logs before --limit
     if path.exists():
         old = load_run_info(out_dir)
-        old_cmp = {k: v for k, v in old.items() if k not in ("git_commit", "relbench_version")}
+        old_cmp = {k: v for k, v in old.items() if k not in ("git_commit", "relbench_version")
+                   and not (k == "limit" and v is None)}
+        # Logs from before these fields: the scorer config hash and checkpoint hash still decide.
+        for k in ("scorer_position", "model_geometry", "extensions"):
+            old_cmp.setdefault(k, new.get(k))
         if old_cmp != new:
             diff = sorted(k for k in set(old_cmp) | set(new) if old_cmp.get(k) != new.get(k))
             raise ValueError(
@@ -462,13 +782,11 @@ def _check_or_write_info(out_dir: Path, info: RunInfo) -> None:
 
 
 def _score(image: Any, spec, detector, error: str | None) -> dict:
-    from relbench.scoring import score_image
-
     if error is None:
         error = _image_problem(image)
     if error is not None:
         return {"correct": None, "error": error}
-    return score_image(image, spec, detector).to_dict()
+    return detector.score(image, spec).to_dict()  # a Scorer (relbench.scoring.api)
 
 
 def _image_problem(image: Any) -> str | None:
@@ -504,13 +822,37 @@ def _sample_row(suite_name: str, p, seed: int) -> dict:
     }
 
 
+def image_name(sample_id: str) -> str:
+    """`images/<readable id>-<hash>.png`: the hash of the exact id keeps names unique when two ids
+    read the same once made file-safe (`a/b` and `a_b`), and the name is always a plain file."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id).strip("._")[:80] or "sample"
+    digest = hashlib.sha256(sample_id.encode()).hexdigest()[:12]
+    return f"images/{safe}-{digest}.png"
+
+
 def _save_image(out_dir: Path, sample_id: str, image: np.ndarray) -> str:
+    """Write `image` under out_dir/images (to a temporary name, then renamed: a kill leaves no
+    half file); an OSError when it could not be written in full."""
     import cv2
 
-    rel = Path("images") / (sample_id.replace("/", "_").replace("#", "_") + ".png")
-    (out_dir / rel).parent.mkdir(exist_ok=True)
-    cv2.imwrite(str(out_dir / rel), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return str(rel)
+    rel = image_name(sample_id)
+    path = out_dir / rel
+    path.parent.mkdir(exist_ok=True)
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"cannot encode {rel} as PNG")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.tobytes())
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"cannot write {rel}: {e.strerror or e}") from None
+    return rel
 
 
 def _batches(items: list, n: int) -> Iterator[list]:

@@ -328,15 +328,133 @@ def fill_unsaid(
     return a, b  # type: ignore[return-value]
 
 
+GEOMETRIES: tuple[str, ...] = ("relbench", "paper")
+"""How a scene's objects are drawn and what point their (x, y) names.
+
+relbench: a triangle is centred on its centroid, pixels whose centre lies inside are filled.
+paper: the paper's generator (`utils/relation_shape_dataset_lib.py`): a triangle's (x, y) lies
+h/3 below its apex (its centroid is another h/3 lower), shapes are drawn by PIL's ImageDraw
+at integer pixel centres. Circles and squares are centred on (x, y) in both."""
+
+POSITION_CONVENTIONS: tuple[str, ...] = ("centroid", "bbox", "paper_anchor")
+"""Which point of an object stands for it when relations are judged: the centroid (relbench),
+the bounding-box centre (GenEval, VISOR, T2I-CompBench, the paper's scorer) or the paper's
+anchor (h/3 below a triangle's apex). For circles and squares all three coincide."""
+
+NATIVE_CONVENTION: dict[str, str] = {"relbench": "centroid", "paper": "paper_anchor"}
+"""The convention in which a geometry's (x, y) are stated: score a model by this one."""
+
+
+def check_geometry(name: str) -> str:
+    """Return `name` if it is one of GEOMETRIES, else raise a ValueError naming them."""
+    if name not in GEOMETRIES:
+        raise ValueError(
+            f"unknown geometry {name!r}; known geometries: {', '.join(GEOMETRIES)}"
+        )
+    return name
+
+
+def check_convention(name: str) -> str:
+    """Return `name` if it is one of POSITION_CONVENTIONS, else raise a ValueError naming them."""
+    if name not in POSITION_CONVENTIONS:
+        raise ValueError(
+            f"unknown position convention {name!r}; known conventions: "
+            f"{', '.join(POSITION_CONVENTIONS)}"
+        )
+    return name
+
+
+def _above_centroid(convention: str, extent: float) -> float:
+    """How far above an upright equilateral triangle's centroid (side `extent`) a convention's
+    point lies: the bounding-box centre h/6, the paper's anchor h/3."""
+    h = extent * math.sqrt(3) / 2
+    return {"centroid": 0.0, "bbox": h / 6, "paper_anchor": h / 3}[convention]
+
+
+def object_point(
+    obj: SceneObject, convention: str, geometry: str = "relbench", image_size: int = 128
+) -> tuple[float, float]:
+    """The (x, y) of a drawn object under a position convention (fractions of the image size).
+    Circles and squares: (obj.x, obj.y). The geometry's own convention gives (obj.x, obj.y), its
+    label; another gives that point of the triangle as `geometry` draws it at `image_size` px:
+    the paper's vertices are truncated to whole pixels by PIL (relbench.render), which moves its
+    triangle's centroid and box centre by up to a pixel from the formulas' ideal."""
+    check_convention(convention)
+    native = NATIVE_CONVENTION[check_geometry(geometry)]
+    if obj.shape != "triangle" or convention == native:
+        return obj.x, obj.y
+    if geometry == "paper":
+        n = image_size
+        x, y, s = obj.x * n - 0.5, obj.y * n - 0.5, obj.size * n  # PIL pixel-index coordinates
+        h = s * math.sqrt(3) / 2
+        xs = [math.trunc(v) for v in (x, x - s / 2, x + s / 2)]
+        ys = [math.trunc(v) for v in (y - h / 3, y + 2 * h / 3, y + 2 * h / 3)]
+        if convention == "centroid":
+            px, py = sum(xs) / 3, sum(ys) / 3
+        else:  # bbox
+            px, py = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+        return (px + 0.5) / n, (py + 0.5) / n
+    dy = _above_centroid(native, obj.size) - _above_centroid(convention, obj.size)
+    return obj.x, obj.y + dy
+
+
+def in_convention(
+    scene: Scene, convention: str, geometry: str = "relbench", image_size: int = 128
+) -> Scene:
+    """`scene` with every object moved to its point under `convention` (drawn by `geometry` at
+    `image_size` px): its `relation()` is the truth a scorer of that convention should find."""
+    objs = []
+    for o in scene.objects:
+        x, y = object_point(o, convention, geometry, image_size)
+        objs.append(SceneObject(o.shape, o.color, x, y, o.size))
+    return Scene(tuple(objs), scene.background)
+
+
+def paper_scene(
+    rng: random.Random,
+    *,
+    image_size: int = 128,
+    size: float = PAPER_SIZE,
+    allow_overlap: bool = True,
+    background: tuple[int, int, int] = BACKGROUND_RGB,
+    max_tries: int = 10_000,
+) -> Scene:
+    """A layout as the paper's generator draws it: two different shapes, one red and one blue,
+    centres on whole pixels r+1..N-r-1 (17..111 at 128 px, r the radius), subject drawn first.
+
+    A pixel centre i is the scene fraction (i + 0.5) / image_size (relbench's pixel convention),
+    so offsets are whole pixels, as in the paper's labels. Layouts without a defined relation
+    are redrawn (the paper calls them "below"); `allow_overlap=False` keeps the shapes apart."""
+    r = round(size * image_size / 2)
+    lo, hi = r + 1, image_size - r - 1
+    for _ in range(max_tries):
+        s1, s2 = rng.sample(SHAPES, 2)
+        c1, c2 = rng.sample(TRAIN_COLORS, 2)
+        a, b = (
+            SceneObject(s, c, (rng.randint(lo, hi) + 0.5) / image_size,
+                        (rng.randint(lo, hi) + 0.5) / image_size, size)
+            for s, c in ((s1, c1), (s2, c2))
+        )
+        scene = Scene((a, b), background)
+        if scene.relation() is None:
+            continue
+        if allow_overlap or apart(*in_convention(scene, "centroid", "paper").objects):
+            return scene
+    raise RuntimeError(f"could not place a paper layout in {max_tries} tries")
+
+
 __all__ = [
     "BACKGROUND_RGB",
     "CARDINAL_RELATIONS",
     "COLOR_RGB",
     "DIAGONAL_RELATIONS",
     "DIRECTION",
+    "GEOMETRIES",
     "INVERSE",
+    "NATIVE_CONVENTION",
     "PAPER_CENTER_RANGE",
     "PAPER_SIZE",
+    "POSITION_CONVENTIONS",
     "RELATIONS",
     "SHAPES",
     "STRICT_THRESHOLD",
@@ -346,11 +464,16 @@ __all__ = [
     "Scene",
     "SceneObject",
     "apart",
+    "check_convention",
+    "check_geometry",
     "check_relation",
     "circumradius",
     "did_you_mean",
     "fill_unsaid",
+    "in_convention",
     "loose_holds",
+    "object_point",
+    "paper_scene",
     "place_pair",
     "random_scene",
     "scene_for_spec",

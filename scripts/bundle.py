@@ -138,7 +138,8 @@ def _config_file(train: dict[str, Any], name: str) -> Path | None:
 
 
 def _evaluated_hash(eval_dir: Path) -> str | None:
-    return json.loads((eval_dir / "run.json").read_text()).get("model", {}).get("checkpoint_hash")
+    model = json.loads((eval_dir / "run.json").read_text()).get("model", {})
+    return model.get("weights_hash") or model.get("checkpoint_hash")  # older runs: weights only
 
 
 def _accuracy(eval_dir: Path) -> str:

@@ -291,7 +291,7 @@ def test_bundled_model_is_listed_loaded_and_scored(bundled, trained):
         load_model("rtep-micr")
     model = load_model("rtep-micro", steps=2, guidance=3.0)
     info = model.describe()
-    assert info["checkpoint_hash"] == json.loads((bundled / "config.json").read_text())["files"]["ema.safetensors"]
+    assert info["weights_hash"] == json.loads((bundled / "config.json").read_text())["files"]["ema.safetensors"]
     assert info["path"] == "bundled/rtep-micro" and info["args"]["steps"] == 2
     assert model.sampling == {"steps": 2, "guidance": 3.0, "scheduler": "DPMSolverMultistepScheduler",
                               "shift": 1.0, "bf16": False, "compile": False, "output_size": 128}

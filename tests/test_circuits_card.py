@@ -265,3 +265,70 @@ def test_cli_card_writes_the_card_or_names_the_missing_file(tmp_path):
     )
     assert result.exit_code == 2 and "x.json not found" in result.output
     assert not (tmp_path / "d").exists()
+
+
+def test_a_card_publishes_its_inputs_with_relative_paths_and_hashes(tmp_path):
+    from relbench.circuits.card import card_inputs, rebuild_cards, sha256_file
+
+    syn, screen, ablation = _inputs(tmp_path / "made")
+    out = tmp_path / "cards" / "m"
+    card = build_card("m", syn, screen, ablation, out)
+    for role, name in (("synopsis", "synopsis.json"), ("screen", "screen.json"),
+                       ("ablation", "ablation.json")):
+        src = card["sources"][role]
+        assert src["file"] == f"inputs/{name}"
+        assert src["sha256"] == sha256_file(out / src["file"])
+    assert str(tmp_path) not in (out / CARD_JSON).read_text()  # no path of the making machine
+    assert set(card_inputs(out)) == {"synopsis", "screen", "ablation"}
+
+    import shutil
+
+    shutil.rmtree(tmp_path / "made")  # a reader has only what is published
+    before = (out / CARD_JSON).read_text()
+    (out / CARD_MD).unlink()
+    assert rebuild_cards(tmp_path / "cards") == [out / CARD_JSON]
+    assert (out / CARD_JSON).read_text() == before and (out / CARD_MD).is_file()
+
+
+def test_rebuilding_refuses_an_input_whose_hash_changed(tmp_path):
+    from relbench.circuits.card import rebuild_cards
+
+    out = tmp_path / "cards" / "m"
+    build_card("m", *_inputs(tmp_path / "made"), out)
+    doc = json.loads((out / "inputs" / "ablation.json").read_text())
+    doc["baseline"]["strict"] = 0.5
+    (out / "inputs" / "ablation.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="ablation.json: sha256 differs"):
+        rebuild_cards(tmp_path / "cards")
+
+
+def test_a_card_built_without_an_out_dir_records_names_not_paths(tmp_path):
+    card = build_card("m", *_inputs(tmp_path))
+    assert card["sources"]["screen"] == {
+        "file": "screen.json", "sha256": card["sources"]["screen"]["sha256"], "published": False}
+
+
+def test_published_cards_name_no_absolute_path_and_match_their_inputs():
+    from relbench.circuits.card import card_inputs
+
+    cards = sorted((Path(__file__).resolve().parent.parent / "leaderboards" / "cards").glob(
+        f"*/{CARD_JSON}"))
+    assert cards
+    for path in cards:
+        sources = json.loads(path.read_text())["sources"]
+        for role, src in sources.items():
+            assert isinstance(src, dict) and not Path(src["file"]).is_absolute(), (path, role)
+        assert set(card_inputs(path.parent)) == {"synopsis", "screen", "ablation"}
+
+
+def test_cli_rebuild_cards_rebuilds_each_card_or_says_there_is_none(tmp_path):
+    from typer.testing import CliRunner
+
+    from relbench.cli import app
+
+    build_card("m", *_inputs(tmp_path / "made"), tmp_path / "cards" / "m")
+    cli = CliRunner()
+    result = cli.invoke(app, ["circuits", "rebuild-cards", str(tmp_path / "cards")])
+    assert result.exit_code == 0 and "rebuilt" in result.output and "m/card.json" in result.output
+    result = cli.invoke(app, ["circuits", "rebuild-cards", str(tmp_path / "made")])
+    assert result.exit_code == 2 and "no <model>/card.json" in result.output

@@ -154,7 +154,8 @@ def test_cli_build_hf_and_reload(tmp_path):
     ds = datasets.load_from_disk(str(out))
     assert len(ds) == 6 and ds[2]["caption"] == example(2, seed=5, size=64)["caption"]
     manifest = json.loads((out / MANIFEST_NAME).read_text())
-    expected = {"n": 6, "size": 64, "seed": 5, "antialias": False, "allow_overlap": True}
+    expected = {"n": 6, "size": 64, "seed": 5, "antialias": False, "allow_overlap": True,
+                "geometry": "relbench"}
     assert manifest["args"] == expected
     assert len(manifest["content_sha256"]) == 64 and manifest["relbench_version"]
 

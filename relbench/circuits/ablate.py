@@ -42,10 +42,10 @@ from relbench.circuits.synopsis import (
 )
 
 ABLATION_JSON = "ablation.json"
-Kind = Literal["zero_head", "block_tokens"]
+Kind = Literal["zero_head", "block_tokens", "block_text"]
 METRICS = {"correct": "strict accuracy", "colour_layout": "colour-layout accuracy"}
 """Row field an ablation is judged by → how cards and reports name it."""
-_HEAD = re.compile(r"^L(\d+)(?:H(\d+))?$")
+_HEAD = re.compile(r"^([LS]\d+)(?:H(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,11 @@ class Ablation:
                 for layer, hs in sorted(by_layer.items())]
 
 
-def parse_target(text: str, layers: int, heads: int) -> tuple[tuple[int, int], ...]:
-    """`L2H1`, `L2`, `all` or a "+"-joined list of them → (layer, head) pairs, range-checked."""
+def parse_target(
+    text: str, layers: int, heads: int, names: Sequence[str] | None = None
+) -> tuple[tuple[int, int], ...]:
+    """`L2H1`, `L2`, `all` or a "+"-joined list of them → (layer, head) pairs, range-checked.
+    With the model's layer `names` (Flux: L0.., S0..) a name picks its layer index."""
     pairs: list[tuple[int, int]] = []
     for part in text.strip().split("+"):
         part = part.strip()
@@ -80,12 +83,26 @@ def parse_target(text: str, layers: int, heads: int) -> tuple[tuple[int, int], .
             raise ValueError(
                 f"bad head target {part!r}: use L<layer>H<head> (L2H1), L<layer> (L2) or all"
             )
-        layer = int(m.group(1))
+        label = m.group(1)
+        if names is not None and label in names:
+            layer = list(names).index(label)
+        elif label.startswith("S") or any(n.startswith("S") for n in names or ()):
+            raise ValueError(f"no layer {label} in this model (its layers: {_span(names)})")
+        else:
+            layer = int(label[1:])
         chosen = range(heads) if m.group(2) is None else [int(m.group(2))]
         pairs += [(layer, h) for h in chosen]
     for layer, head in pairs:  # the same range errors as the hooks give
         check_interventions([Intervention(layer, (head,), "zero_head")], layers, heads)
     return tuple(dict.fromkeys(pairs))
+
+
+def _span(names: Sequence[str] | None) -> str:
+    """"L0..L18, S0..S37" for a Flux model's layer names; "L0..L5" for PixArt."""
+    groups: dict[str, list[str]] = {}
+    for n in names or ["L0"]:
+        groups.setdefault(n[0], []).append(n)
+    return ", ".join(f"{g[0]}..{g[-1]}" if len(g) > 1 else g[0] for g in groups.values())
 
 
 def random_heads(
@@ -170,7 +187,7 @@ def ablate(
             check_interventions(t.interventions(), layers, heads)
             ablations.append(t)
             continue
-        pairs = parse_target(t, layers, heads)
+        pairs = parse_target(t, layers, heads, hm.layer_names)
         ablations += [Ablation(t, pairs, kind, roles, w) for w in step_windows]
     for a in ablations:
         a.interventions()  # validates kind / roles / window
@@ -196,8 +213,9 @@ def ablate(
     judged = lambda rows: _judged_by(rows, metric)  # noqa: E731
     baseline = judged(run([]))
     base_ci = accuracy_ci(baseline)
-    rows_out = [_entry(a, judged(run(a.interventions())), baseline) for a in ablations]
-    control_rows = [_entry(a, judged(run(a.interventions())), baseline, draw=i)
+    names = hm.layer_names
+    rows_out = [_entry(a, judged(run(a.interventions())), baseline, names=names) for a in ablations]
+    control_rows = [_entry(a, judged(run(a.interventions())), baseline, draw=i, names=names)
                     for i, a in enumerate(controls)]
     bar.close()
     deltas = [r["delta"] for r in control_rows if r["delta"] is not None]
@@ -221,7 +239,8 @@ def ablate(
 
 
 def _entry(
-    a: Ablation, rows: list[dict], baseline: list[dict], draw: int | None = None
+    a: Ablation, rows: list[dict], baseline: list[dict], draw: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     from relbench.stats import accuracy_ci, paired_drop
 
@@ -235,7 +254,7 @@ def _entry(
         "delta": None if drop["drop"] is None else _neg(drop["drop"]),
         "delta_ci95": None if drop["ci95"] is None else [_neg(drop["ci95"][1]),
                                                          _neg(drop["ci95"][0])],
-        "heads": [f"L{layer}H{h}" for layer, h in a.heads],
+        "heads": [f"{names[layer] if names else f'L{layer}'}H{h}" for layer, h in a.heads],
     }
     if draw is not None:
         entry["draw"] = draw

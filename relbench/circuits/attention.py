@@ -10,7 +10,8 @@ also after an error. The processor computes the attention probabilities explicit
   (samples, layers, heads, steps, image tokens, 6) floats are kept, never a full
   steps × heads × image × text map per sample;
 - zero chosen heads' outputs (before the output projection);
-- block chosen heads' attention to chosen text tokens (−inf on those keys, softmax renormalises);
+- block chosen heads' attention to chosen text tokens (−inf on those keys, softmax renormalises),
+  or to every text token (`block_text`);
 - restrict any of this to a window of sampling steps: every forward pass of the transformer is
   one step (one model evaluation per step: DPM-Solver++, DDIM, Euler — not Heun).
 
@@ -19,6 +20,10 @@ and interventions touch only the conditional rows. Which half that is must be kn
 `COND_FIRST` for relbench's `DiTPipeline` ([cond; uncond]), `COND_SECOND` for diffusers'
 pipelines ([uncond; cond]). A batch of exactly as many rows as prompts (no guidance) is all
 conditional.
+
+Joint-attention DiTs (SD3, Flux) are hooked the same way through `relbench.circuits.mmdit`: the
+same context manager installs `mmdit.JointAttentionProcessor` on their joint attention layers
+(names `L{i}`, Flux single-stream `S{j}`), and captures read the image-query → text-key block.
 """
 
 from __future__ import annotations
@@ -53,27 +58,50 @@ def hook_name(layer: int) -> str:
 
 
 def cross_attention_layers(transformer: nn.Module) -> list[nn.Module]:
-    """`transformer_blocks[i].attn2` for every block, in order; a clear error without them."""
+    """`transformer_blocks[i].attn2` for every block, in order; a clear error without them that
+    lists the block types found."""
+    from relbench.circuits.mmdit import block_types
+
     blocks = getattr(transformer, "transformer_blocks", None)
     name = type(transformer).__name__
+    readable = ("circuit diagnostics read PixArt-family cross-attention (attn2 in every block) or "
+                "SD3 / Flux joint attention")
     if blocks is None:
         raise NoCrossAttentionError(
-            f"{name} has no transformer_blocks; circuit hooks need a PixArt-family transformer"
+            f"{name} has no transformer_blocks; {readable} (found: {block_types(transformer)})"
         )
     layers = [getattr(b, "attn2", None) for b in blocks]
     missing = [i for i, a in enumerate(layers) if a is None]
     if not layers or missing:
         raise NoCrossAttentionError(
-            f"{name} has no cross-attention (attn2) in block(s) {missing or 'any'}: "
-            "circuit diagnostics need text cross-attention in every block"
+            f"{name} has no cross-attention (attn2) in block(s) {missing or 'any'}: {readable} "
+            f"(found: {block_types(transformer)})"
         )
     return layers
 
 
 def model_shape(transformer: nn.Module) -> tuple[int, int]:
-    """(layers, heads) of the cross-attention."""
+    """(layers, heads) of the cross-attention (of the joint attention for SD3 / Flux)."""
+    from relbench.circuits.mmdit import is_joint, joint_layers
+
+    if is_joint(transformer):
+        joint = joint_layers(transformer)
+        return len(joint), int(joint[0].module.heads)
     layers = cross_attention_layers(transformer)
     return len(layers), int(layers[0].heads)
+
+
+def layer_names(transformer: nn.Module) -> list[str]:
+    """Stable names of the hooked layers in index order: L0, L1, ... (Flux: then S0, S1, ...)."""
+    from relbench.circuits.mmdit import is_joint, joint_layers
+
+    if is_joint(transformer):
+        return [site.name for site in joint_layers(transformer)]
+    return [hook_name(i) for i in range(len(cross_attention_layers(transformer)))]
+
+
+KINDS = ("zero_head", "block_tokens", "block_text")
+"""zero a head's output; block its attention to tokens of some roles; block it from all text."""
 
 
 @dataclass(frozen=True)
@@ -83,15 +111,18 @@ class Intervention:
 
     layer: int
     heads: tuple[int, ...]
-    kind: Literal["zero_head", "block_tokens"]
+    kind: Literal["zero_head", "block_tokens", "block_text"]
     roles: tuple[str, ...] = ()
     steps: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("zero_head", "block_tokens"):
+        if self.kind not in KINDS:
             raise ValueError(
-                f"unknown intervention kind {self.kind!r}; use zero_head or block_tokens"
+                f"unknown intervention kind {self.kind!r}; use {', '.join(KINDS)}"
             )
+        if self.kind == "block_text" and self.roles:
+            raise ValueError("block_text blocks every text token; it takes no roles "
+                             f"(got {list(self.roles)})")
         if self.kind == "block_tokens" and not self.roles:
             raise ValueError("block_tokens needs the token roles to block (e.g. relation)")
         if self.kind == "zero_head" and self.roles:
@@ -153,9 +184,13 @@ class CrossAttentionHooks:
     ) -> None:
         if cond not in (COND_FIRST, COND_SECOND):
             raise ValueError(f"cond must be {COND_FIRST!r} or {COND_SECOND!r}, got {cond!r}")
+        from relbench.circuits.mmdit import JointAttention, is_joint
+
         self.transformer = transformer
-        self.modules = cross_attention_layers(transformer)
+        self._joint = JointAttention(transformer) if is_joint(transformer) else None
+        self.modules = self._joint.modules if self._joint else cross_attention_layers(transformer)
         self.layers, self.heads = len(self.modules), int(self.modules[0].heads)
+        self._joint_handle: Any = None
         check_interventions(interventions, self.layers, self.heads)
         self.cond = cond
         self.interventions = tuple(interventions)
@@ -166,8 +201,8 @@ class CrossAttentionHooks:
 
     @property
     def names(self) -> list[str]:
-        """Hook names of the layers, in order: "L0", "L1", ..."""
-        return [hook_name(i) for i in range(self.layers)]
+        """Hook names of the layers, in order: "L0", "L1", ... (Flux: then "S0", "S1", ...)."""
+        return self._joint.names if self._joint else [hook_name(i) for i in range(self.layers)]
 
     # ---- lifetime --------------------------------------------------------------------------
 
@@ -177,8 +212,11 @@ class CrossAttentionHooks:
         self._saved = [m.processor for m in self.modules]
         try:
             for i, m in enumerate(self.modules):
-                m.set_processor(CrossAttentionProcessor(self, i))
+                m.set_processor(self._joint.processor(self, i) if self._joint
+                                else CrossAttentionProcessor(self, i))
             self._handle = self.transformer.register_forward_pre_hook(self._next_step)
+            if self._joint:
+                self._joint_handle = self._joint.install()
         except BaseException:
             self._restore()
             raise
@@ -195,6 +233,9 @@ class CrossAttentionHooks:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
+        if self._joint_handle is not None:
+            self._joint_handle.remove()
+            self._joint_handle = None
         self._batch = None
 
     # ---- batches ---------------------------------------------------------------------------
@@ -383,12 +424,15 @@ class CrossAttentionProcessor:
         device: torch.device,
     ) -> torch.Tensor | None:
         """(B, H, L) bool of keys to block, or None."""
-        blocks = [iv for iv in active if iv.kind == "block_tokens"]
+        blocks = [iv for iv in active if iv.kind in ("block_tokens", "block_text")]
         if not blocks:
             return None
         out = torch.zeros(bsz, heads, length, dtype=torch.bool, device=device)
         for iv in blocks:
-            mask = self.hooks.block_mask(iv.roles, length, device)  # (Bc, L)
+            if iv.kind == "block_text":
+                mask = torch.ones(length, dtype=torch.bool, device=device)
+            else:
+                mask = self.hooks.block_mask(iv.roles, length, device)  # (Bc, L)
             for h in iv.heads:
                 out[cond, h] |= mask
         return out
@@ -413,6 +457,11 @@ class HookedModel:
     def shape(self) -> tuple[int, int]:
         """(layers, heads) of the cross-attention."""
         return model_shape(self.transformer)
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Stable layer names in index order (`layer_names(transformer)`)."""
+        return layer_names(self.transformer)
 
     def describe(self) -> dict[str, Any]:
         return self.model.describe()
@@ -471,8 +520,15 @@ def open_model(
     if transformer is None:
         raise NoCrossAttentionError(
             f"{model.name}: {type(model.pipe).__name__} has no transformer (a UNet pipeline?); "
-            "circuit diagnostics need a PixArt-family DiT"
+            "circuit diagnostics need a PixArt-family DiT or an SD3 / Flux MMDiT"
         )
+    from relbench.circuits.mmdit import is_joint, joint_role_fn
+
+    if is_joint(transformer):
+        # SD3 batches [uncond; cond] like PixArt; Flux runs no classifier-free batch (all rows cond)
+        return HookedModel(model.name, model, transformer, COND_SECOND, joint_role_fn(model.pipe),
+                           model.steps)
+    model_shape(transformer)  # refuses, naming the block types, what it cannot read
     return HookedModel(model.name, model, transformer, COND_SECOND, diffusers_role_fn(model.pipe),
                        model.steps)
 
@@ -518,6 +574,7 @@ __all__ = [
     "check_interventions",
     "cross_attention_layers",
     "hook_name",
+    "layer_names",
     "model_shape",
     "open_model",
 ]

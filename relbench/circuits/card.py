@@ -17,10 +17,17 @@ control's mean; *not special* when its Δ lies within the control's range; *help
 when its Δ is above the control's range. An exhaustive control (`ablate --random-control 1
 --draws 18` on an 18-head model: every head once) compares the head with every other head and
 gives its rank. Without an ablation of that head the card says so.
+
+Sources: a card written to a directory publishes its three inputs beside it
+(`inputs/synopsis.json`, `inputs/screen.json`, `inputs/ablation.json`, each a few kB) and
+records each as a path relative to the card with its sha256, so `rebuild_cards` (`relbench
+circuits rebuild-cards DIR`) rebuilds every card from what is published and refuses an input
+whose hash changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -33,7 +40,33 @@ from relbench.circuits.screen import SCREEN_FILE, agreement, read_screen
 CARD_JSON, CARD_MD = "card.json", "card.md"
 SYNOPSIS_JSON = "synopsis.json"
 ABLATION_JSON = "ablation.json"
-CARD_SCHEMA_VERSION = "1"
+CARD_SCHEMA_VERSION = "2"  # 2: sources are {"file": relative path, "sha256"}, inputs published
+INPUTS = "inputs"
+SOURCE_FILES = {"synopsis": SYNOPSIS_JSON, "screen": SCREEN_FILE, "ablation": ABLATION_JSON}
+PUBLISH_MAX_BYTES = 2_000_000  # larger inputs are recorded by hash only, not copied
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, hex."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _sources(files: Mapping[str, Path], out_dir: Path | None) -> dict[str, dict[str, Any]]:
+    """Each input as {"file", "sha256"}: copied to `out_dir/inputs/` and named relative to the
+    card when written to `out_dir` (and small enough), else its file name only with
+    "published": false, so no card records a path of the machine that made it."""
+    out: dict[str, dict[str, Any]] = {}
+    for role, file in files.items():
+        digest = sha256_file(file)
+        if out_dir is not None and file.stat().st_size <= PUBLISH_MAX_BYTES:
+            dest = Path(out_dir) / INPUTS / SOURCE_FILES[role]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if file.resolve() != dest.resolve():
+                shutil.copyfile(file, dest)
+            out[role] = {"file": f"{INPUTS}/{SOURCE_FILES[role]}", "sha256": digest}
+        else:
+            out[role] = {"file": file.name, "sha256": digest, "published": False}
+    return out
 
 
 def _resolve(path: Path | str, name: str, what: str, command: str) -> Path:
@@ -158,7 +191,7 @@ def verdict(
 def build_card(
     model: str,
     synopsis_dir: Path | str,
-    screen_path: Path | str,
+    screen_path: Path | str | None,
     ablation_path: Path | str,
     out_dir: Path | str | None = None,
 ) -> dict[str, Any]:
@@ -166,10 +199,11 @@ def build_card(
     (each a file or the directory holding it); written to `out_dir` (card.json + card.md,
     replaced atomically) when given. Missing inputs raise FileNotFoundError naming the file."""
     syn_file = _resolve(synopsis_dir, SYNOPSIS_JSON, "synopsis", "synopsis")
-    scr_file = _resolve(screen_path, SCREEN_FILE, "screen", "screen")
+    # No screen (None): models screening cannot read (SD3, Flux) get a card without that section.
+    scr_file = None if screen_path is None else _resolve(screen_path, SCREEN_FILE, "screen", "screen")
     abl_file = _resolve(ablation_path, ABLATION_JSON, "ablation", "ablate")
     syn = _read_json(syn_file, ("relation_heads", "object_heads"))
-    scr = read_screen(scr_file)
+    scr = None if scr_file is None else read_screen(scr_file)
     abl = _read_json(abl_file, ("baseline", "ablations"))
     if not syn["relation_heads"] or not syn["object_heads"]:
         raise ValueError(f"{syn_file}: no ranked relation or object heads")
@@ -181,16 +215,27 @@ def build_card(
         )
 
     rel, obj = syn["relation_heads"][0], syn["object_heads"][0]
-    rel_name, obj_name = head_name(rel["layer"], rel["head"]), head_name(obj["layer"], obj["head"])
-    ranked = [(t["layer"], t["head"]) for t in scr["top"]]
+    rel_name = rel.get("name") or head_name(rel["layer"], rel["head"])  # Flux: S0H1, ...
+    obj_name = obj.get("name") or head_name(obj["layer"], obj["head"])
     key = (rel["layer"], rel["head"])
-    if key not in ranked:
-        raise ValueError(
-            f"{scr_file} has no head {rel_name} (the synopsis's top relation head); "
-            "were they made from the same model?"
-        )
-    scr_top = scr["top"][ranked.index(key)]
-    cosines = {h["relation"]: h["cosine"] for h in scr["heads"] if (h["layer"], h["head"]) == key}
+    screen_entry = None
+    if scr is not None:
+        ranked = [(t["layer"], t["head"]) for t in scr["top"]]
+        if key not in ranked:
+            raise ValueError(
+                f"{scr_file} has no head {rel_name} (the synopsis's top relation head); "
+                "were they made from the same model?"
+            )
+        scr_top = scr["top"][ranked.index(key)]
+        screen_entry = {
+            "score": scr_top["score"],
+            "signed": scr_top["signed"],
+            "specific": scr_top.get("specific"),
+            "rank": ranked.index(key) + 1,
+            "of": len(ranked),
+            "cosines": {h["relation"]: h["cosine"] for h in scr["heads"]
+                        if (h["layer"], h["head"]) == key},
+        }
     control = _control(abl, rel_name)
     rel_abl, obj_abl = _head_ablation(abl, rel_name), _head_ablation(abl, obj_name)
     from relbench.circuits.ablate import METRICS
@@ -198,7 +243,7 @@ def build_card(
     metric = abl.get("metric", "correct")
     label, sentence = verdict(rel_name, rel_abl, control, METRICS.get(metric, metric))
     try:
-        agree = agreement(scr, syn)
+        agree = agreement(scr, syn) if scr is not None else {"error": "no screen for this model"}
     except ValueError as e:
         agree = {"error": str(e)}
     card = {
@@ -216,14 +261,7 @@ def build_card(
             "layer": rel["layer"],
             "head": rel["head"],
             "score": rel["score"],
-            "screen": {
-                "score": scr_top["score"],
-                "signed": scr_top["signed"],
-                "specific": scr_top.get("specific"),
-                "rank": ranked.index(key) + 1,
-                "of": len(ranked),
-                "cosines": cosines,
-            },
+            "screen": screen_entry,
             "ablation": rel_abl,
         },
         "object_head": {
@@ -234,11 +272,15 @@ def build_card(
             "ablation": obj_abl,
         },
         "metric": metric,
+        "metric_label": METRICS.get(metric, metric),
         "baseline": abl["baseline"],
         "random_control": control,
         "screen_synopsis_agreement": agree,
         "verdict": {"label": label, "text": sentence},
-        "sources": {"synopsis": str(syn_file), "screen": str(scr_file), "ablation": str(abl_file)},
+        "sources": _sources(
+            {k: v for k, v in (("synopsis", syn_file), ("screen", scr_file),
+                               ("ablation", abl_file)) if v is not None},
+            None if out_dir is None else Path(out_dir)),
     }
     if out_dir is not None:
         write_card(card, Path(out_dir))
@@ -277,7 +319,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         + (f"; the relation head ranks {rc['rank']} of {rc['of']}" if rc.get("rank") else "")
     )
     agree = card.get("screen_synopsis_agreement") or {}
-    cos = ", ".join(f"{r} {c:+.2f}" for r, c in rel["screen"]["cosines"].items())
+    scr = rel.get("screen")
+    cos = "" if scr is None else ", ".join(f"{r} {c:+.2f}" for r, c in scr["cosines"].items())
     lines = [
         f"# Circuit card: {card['model']}\n",
         (
@@ -300,10 +343,12 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         + (f" [{base['ci95'][0]:.3f}, {base['ci95'][1]:.3f}]" if base.get("ci95") else ""),
         f"- Random-head control: {control}",
         (
-            f"- Screening of {rel['name']}: mean |cos| {rel['screen']['score']:.3f} (rank "
-            f"{rel['screen']['rank']} of {rel['screen']['of']}), signed "
-            f"{rel['screen']['signed']:+.3f}, relation-specific "
-            f"{_fmt(rel['screen'].get('specific'), '+.3f')}; per relation: {cos}"
+            f"- Screening of {rel['name']}: not available for this model (see docs/circuits-mmdit.md)"
+            if scr is None else
+            f"- Screening of {rel['name']}: mean |cos| {scr['score']:.3f} (rank "
+            f"{scr['rank']} of {scr['of']}), signed "
+            f"{scr['signed']:+.3f}, relation-specific "
+            f"{_fmt(scr.get('specific'), '+.3f')}; per relation: {cos}"
         ),
         f"- Screening vs synopsis (Spearman over {agree.get('n_heads', '?')} heads): "
         + (
@@ -333,6 +378,44 @@ def write_card(card: Mapping[str, Any], out_dir: Path) -> Path:
     return out_dir / CARD_JSON
 
 
+def card_inputs(card_dir: Path | str) -> dict[str, Path]:
+    """The published inputs of the card in `card_dir`, checked against the sha256 the card
+    records; FileNotFoundError / ValueError name the input that is missing or changed."""
+    card_dir = Path(card_dir)
+    card = load_card(card_dir)
+    sources = card.get("sources") or {}
+    out = {}
+    for role in SOURCE_FILES:
+        src = sources.get(role)
+        if role == "screen" and src is None:  # a card made without a screen (SD3, Flux)
+            continue
+        if not isinstance(src, Mapping) or src.get("published") is False or not src.get("file"):
+            raise FileNotFoundError(
+                f"{card_dir / CARD_JSON}: the {role} input is not published beside the card; "
+                f"rebuild the card with relbench circuits card --out {card_dir}")
+        file = card_dir / src["file"]
+        if not file.is_file():
+            raise FileNotFoundError(f"{card_dir / CARD_JSON}: {role} input {file} is missing")
+        if sha256_file(file) != src.get("sha256"):
+            raise ValueError(f"{file}: sha256 differs from the one {card_dir / CARD_JSON} "
+                             "records; the input changed since the card was made")
+        out[role] = file
+    return out
+
+
+def rebuild_cards(cards_dir: Path | str) -> list[Path]:
+    """Rebuild every card under `cards_dir` (`<model>/card.json`) from its published inputs
+    (hashes checked); the card files written."""
+    written = []
+    for card_json in sorted(Path(cards_dir).glob(f"*/{CARD_JSON}")):
+        card = load_card(card_json)
+        inputs = card_inputs(card_json.parent)
+        build_card(card["model"], inputs["synopsis"], inputs.get("screen"), inputs["ablation"],
+                   card_json.parent)
+        written.append(card_json)
+    return written
+
+
 def load_card(path: Path | str) -> dict[str, Any]:
     """A card.json (the file, or a directory holding it)."""
     file = _resolve(path, CARD_JSON, "circuit card", "card")
@@ -343,9 +426,12 @@ __all__ = [
     "CARD_JSON",
     "CARD_MD",
     "build_card",
+    "card_inputs",
     "card_markdown",
     "head_name",
     "load_card",
+    "rebuild_cards",
+    "sha256_file",
     "verdict",
     "write_card",
 ]

@@ -96,6 +96,11 @@ def ramp_cosine(qk_map: np.ndarray, relation: str) -> float:
 
 
 def _check_transformer(transformer: Any) -> None:
+    from relbench.circuits.mmdit import screen_refusal
+
+    refusal = screen_refusal(transformer)
+    if refusal is not None:
+        raise ScreenError(refusal)
     blocks = getattr(transformer, "transformer_blocks", None)
     if blocks is None or not len(blocks):
         raise ScreenError(
@@ -368,6 +373,7 @@ def model_parts(model: Any) -> tuple[Any, Any]:
 def screen_model(model: Any) -> dict[str, Any]:
     """The full `screen.json` document for a loaded relbench model."""
     transformer, encoder = model_parts(model)
+    _check_transformer(transformer)  # before the encoder runs: SD3 / Flux are refused with why
     doc = screen_heads(transformer, relation_states(encoder))
     describe = model.describe() if hasattr(model, "describe") else {"name": str(model)}
     return {"model": describe, "encoder": encoder.name, **doc}

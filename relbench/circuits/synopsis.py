@@ -96,7 +96,13 @@ def run_info(
         "steps": hm.steps,
         "layers": layers,
         "heads": heads,
+        "layer_names": hm.layer_names,
     }
+
+
+def name_heads(ranked: list[dict[str, Any]], layer_names: Sequence[str]) -> list[dict[str, Any]]:
+    """The ranked heads with their stable `name` ("L2H1"; Flux single-stream "S0H1")."""
+    return [r | {"name": f"{layer_names[r['layer']]}H{r['head']}"} for r in ranked]
 
 
 def synopsis(
@@ -150,7 +156,8 @@ def synopsis(
         "n_images": acc.n_images,
         "n_bound": acc.n_bound,
         "detector": det.describe(),
-        **rank_heads(result.mass, result.token_counts),
+        **{kind: name_heads(ranked, hm.layer_names)
+           for kind, ranked in rank_heads(result.mass, result.token_counts).items()},
     }
     if out is not None:
         write_synopsis(result, out, overwrite=overwrite)
@@ -287,7 +294,8 @@ def plot_heatmaps(result: Synopsis, folder: Path) -> list[Path]:
         ax = fig.add_subplot()
         im = ax.imshow(maps[:, :, t], cmap="viridis", vmin=0.0, aspect="auto")
         ax.set_xticks(range(heads), [f"H{h}" for h in range(heads)])
-        ax.set_yticks(range(layers), [f"L{i}" for i in range(layers)])
+        names = (result.info or {}).get("layer_names") or [f"L{i}" for i in range(layers)]
+        ax.set_yticks(range(layers), names)
         ax.set_title(f"object tokens → {cat}", fontsize=9)
         fig.colorbar(im, ax=ax, label="attention mass")
         path = folder / f"heatmap_{cat}.png"

@@ -1,12 +1,18 @@
-"""The `relbench` command line: thin wrappers that build a config, call the library, print."""
+"""The `relbench` command line: thin wrappers that build a config, call the library, print.
+
+Start-up is kept cheap: the command modules import only typer at module level, and each
+command imports the library (numpy, OpenCV, pandas, datasets, torch, ...) inside its body, so
+`relbench --help`, a usage error and `relbench score` pay only for what they use
+(tests/test_startup.py checks which packages `import relbench.cli` loads; timings in
+benchmarks/startup.py).
+"""
 
 from __future__ import annotations
 
 import typer
 
-from relbench.cli import data, eval as eval_cmd, score, suites, train
-from relbench.cli import leaderboard, log, rescore
-from relbench.cli import circuits
+from relbench.cli import circuits, data, leaderboard, log, rescore, score, suites, train
+from relbench.cli import eval as eval_cmd
 
 app = typer.Typer(
     name="relbench",
@@ -23,7 +29,8 @@ app.command("refine-decoder")(train.refine_decoder)
 app.add_typer(log.app, name="log", help="Inspect run directories.")
 app.add_typer(leaderboard.app, name="leaderboard", help="Build leaderboards from runs.")
 app.command("rescore")(rescore.rescore)
-app.add_typer(circuits.app, name="circuits", help="Circuit diagnostics of a DiT (synopsis, ablations).")
+app.add_typer(circuits.app, name="circuits",
+              help="Circuit diagnostics of a DiT (synopsis, ablations).")
 
 
 def main() -> None:

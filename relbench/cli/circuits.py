@@ -7,10 +7,13 @@ from typing import NoReturn, Optional
 
 import typer
 
+from relbench.cli import model_options as mo
+
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Circuit diagnostics: attention synopsis, ablations, screening, cards.")
 
-MODEL_HELP = "Model: a bundled DiT (rtep-micro, ...), dit:CKPT_DIR or diffusers:PATH"
+MODEL_HELP = ("Model: a bundled DiT (rtep-micro, ...), dit:CKPT_DIR or diffusers:PATH (PixArt, "
+              "SD3, Flux)")
 _ERRORS = (ValueError, FileNotFoundError, FileExistsError, ImportError)
 """Bad input: reported as one line on stderr, exit code 2."""
 
@@ -38,9 +41,51 @@ def _num(x: float | None, fmt: str = ".3f") -> str:
     return "n/a" if x is None else format(x, fmt)
 
 
+def _model_and_suite(
+    model: str, suite: str, limit: int | None, *, device: str | None, dtype: str | None,
+    height: int | None, width: int | None, force_bf16: bool, model_arg: Optional[list[str]],
+) -> tuple[object, object]:
+    """The model (its name, or the model loaded with the options given) and the suite (its name,
+    or its first `limit` prompts as suite "<name>[:N]")."""
+    from relbench.cli.model_options import build_model_args
+
+    args = build_model_args(model, {}, device=device, dtype=dtype, height=height, width=width,
+                            force_bf16=force_bf16, extra=model_arg)
+    loaded: object = model
+    if args:
+        from relbench.models import load_model
+
+        loaded = load_model(model, **args)
+    the_suite: object = suite
+    if limit is not None:
+        import dataclasses
+
+        from relbench.circuits.synopsis import load_suite
+
+        base = load_suite(suite)
+        the_suite = dataclasses.replace(base, name=f"{base.name}[:{limit}]",
+                                        prompts=base.prompts[:limit])
+    return loaded, the_suite
+
+
+def _head(r: dict) -> str:
+    """A ranked head's name: its recorded `name` (Flux: S0H1), else L{layer}H{head}."""
+    return r.get("name") or f"L{r['layer']}H{r['head']}"
+
+
 def _fail(e: Exception) -> NoReturn:
     typer.echo(f"error: {e}", err=True)
     raise typer.Exit(2) from e
+
+
+def _need_torch() -> None:
+    """Exit 2 naming the extra to install when torch is missing: every circuits command loads
+    relbench.circuits, which hooks a DiT in torch."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        _fail(ImportError("relbench circuits needs torch, from the dit extra: "
+                          "pip install 'relbench[dit]'"))
 
 
 @app.command("synopsis")
@@ -57,12 +102,25 @@ def synopsis_cmd(
     detector: str = typer.Option("default", help="Scorer config that finds the objects"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar"),
+    device: Optional[str] = mo.device_option(),
+    dtype: Optional[str] = mo.dtype_option(),
+    height: Optional[int] = mo.size_option("height"),
+    width: Optional[int] = mo.size_option("width"),
+    force_bf16: bool = mo.force_bf16_option(),
+    model_arg: Optional[list[str]] = mo.model_arg_option(),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1,
+                                        help="Only the suite's first N prompts (recorded as suite NAME[:N])"),
 ) -> None:
-    """Capture cross-attention while generating SUITE; rank candidate relation and object heads."""
+    """Capture cross-attention (SD3 / Flux: the image→text block of the joint attention) while
+    generating SUITE; rank candidate relation and object heads."""
+    _need_torch()
     from relbench.circuits.synopsis import synopsis
 
     try:
-        result = synopsis(model, suite, n_prompts, parse_seeds(seeds), steps, out, guidance=guidance,
+        loaded, the_suite = _model_and_suite(model, suite, limit, device=device, dtype=dtype,
+                                             height=height, width=width, force_bf16=force_bf16,
+                                             model_arg=model_arg)
+        result = synopsis(loaded, the_suite, n_prompts, parse_seeds(seeds), steps, out, guidance=guidance,
                           batch_size=batch_size, detector=detector, overwrite=overwrite,
                           progress=not quiet)
     except _ERRORS as e:
@@ -72,7 +130,7 @@ def synopsis_cmd(
     if not info["n_bound"]:
         typer.echo("warning: no image had both objects found, so the synopsis is empty", err=True)
     for kind in ("relation_heads", "object_heads"):
-        top = ", ".join(f"L{r['layer']}H{r['head']} ({r['score']:.2f})" for r in info[kind][:3])
+        top = ", ".join(f"{_head(r)} ({r['score']:.2f})" for r in info[kind][:3])
         typer.echo(f"  top {kind.replace('_', ' ')}: {top}")
 
 
@@ -82,7 +140,8 @@ def ablate_cmd(
     heads: str = typer.Option(
         "", help="Comma-separated targets, each ablated alone: L2H1 (a head), L2 (a layer), all, "
                  "or heads joined by + (L2H1+L3H0, together)"),
-    kind: str = typer.Option("zero_head", help="zero_head or block_tokens"),
+    kind: str = typer.Option("zero_head", help="zero_head, block_tokens (--roles) or block_text "
+                                               "(every text token; image queries only)"),
     metric: str = typer.Option(
         "correct", help="correct (strict accuracy, shapes included) or colour_layout (the strict "
         "rule on the two colours' centroids: for models whose shapes the scorer cannot name yet)",
@@ -104,8 +163,17 @@ def ablate_cmd(
     out: Path = typer.Option(..., "--out", help="Directory for ablation.json"),
     detector: str = typer.Option("default"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar"),
+    device: Optional[str] = mo.device_option(),
+    dtype: Optional[str] = mo.dtype_option(),
+    height: Optional[int] = mo.size_option("height"),
+    width: Optional[int] = mo.size_option("width"),
+    force_bf16: bool = mo.force_bf16_option(),
+    model_arg: Optional[list[str]] = mo.model_arg_option(),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1,
+                                        help="Only the suite's first N prompts (recorded as suite NAME[:N])"),
 ) -> None:
     """Accuracy change when heads are zeroed or blocked from tokens, paired by prompt and seed."""
+    _need_torch()
     from relbench.circuits.ablate import ablate
 
     targets = [t.strip() for t in heads.split(",") if t.strip()]
@@ -113,9 +181,12 @@ def ablate_cmd(
         _fail(ValueError("nothing to ablate: give --heads and/or --random-control"))
     try:
         windows = [_window(w) for w in step_window] if step_window else [None]
+        loaded, the_suite = _model_and_suite(model, suite, limit, device=device, dtype=dtype,
+                                             height=height, width=width, force_bf16=force_bf16,
+                                             model_arg=model_arg)
         result = ablate(
-            model, targets, kind=kind, roles=[r.strip() for r in roles.split(",") if r.strip()],  # type: ignore[arg-type]
-            step_windows=windows, random_control=random_control, draws=draws, suite=suite,
+            loaded, targets, kind=kind, roles=[r.strip() for r in roles.split(",") if r.strip()],  # type: ignore[arg-type]
+            step_windows=windows, random_control=random_control, draws=draws, suite=the_suite,
             n_prompts=n_prompts, seeds=parse_seeds(seeds), steps=steps, guidance=guidance,
             detector=detector, batch_size=batch_size, seed=seed, out=out, progress=not quiet,
             metric=metric,
@@ -164,6 +235,7 @@ def screen_cmd(
     Per head and relation: the cosine between the position × relation-word QK map and the
     relation's linear ramp; heads ranked by mean |cos|.
     """
+    _need_torch()
     from relbench.circuits.screen import agreement, screen_model, write_screen
 
     try:
@@ -177,7 +249,7 @@ def screen_cmd(
         _fail(e)
     typer.echo(f"{model}: {len(doc['top'])} heads screened → {path}")
     typer.echo("  top heads by mean |cos| (signed, relation-specific): " + ", ".join(
-        f"L{t['layer']}H{t['head']} {t['score']:.2f} ({t['signed']:+.2f}, {t['specific']:+.2f})"
+        f"{_head(t)} {t['score']:.2f} ({t['signed']:+.2f}, {t['specific']:+.2f})"
         for t in doc["top"][:3]))
     if "agreement" in doc:
         a = doc["agreement"]
@@ -189,7 +261,9 @@ def screen_cmd(
 def card_cmd(
     model: str = typer.Option(..., "--model", help="Model name shown on the card"),
     synopsis: Path = typer.Option(..., "--synopsis", help="Synopsis directory (synopsis.json)"),
-    screen: Path = typer.Option(..., "--screen", help="screen.json (or its directory)"),
+    screen: Optional[Path] = typer.Option(
+        None, "--screen", help="screen.json (or its directory); leave out for models screening "
+                               "cannot read (SD3, Flux: the card then has no screening section)"),
     ablation: Path = typer.Option(..., "--ablation", help="ablation.json (or its directory)"),
     out: Path = typer.Option(..., "--out", help="Directory for card.json and card.md; "
                                                 "leaderboards/cards/<model> puts it on the board"),
@@ -199,6 +273,7 @@ def card_cmd(
     Top relation and object heads, Δ accuracy when ablated vs the random-head control, and the
     screening cosine of the top relation head.
     """
+    _need_torch()
     from relbench.circuits.card import build_card
 
     try:
@@ -228,6 +303,7 @@ def arith_cmd(
     Edits the text states of SOURCE prompts toward TARGET, generates with paired seeds, and
     reports the scorer's dx, dy before and after.
     """
+    _need_torch()
     from relbench.circuits.arithmetic import run_arithmetic, write_report
 
     try:
@@ -243,3 +319,22 @@ def arith_cmd(
     typer.echo(f"  before dx {_num(b['dx'], '+.3f')} dy {_num(b['dy'], '+.3f')}; after dx "
                f"{_num(a['dx'], '+.3f')} dy {_num(a['dy'], '+.3f')}; paired shift toward "
                f"{target}: {_num(s['toward_target'], '+.3f')}")
+
+
+@app.command("rebuild-cards")
+def rebuild_cards_cmd(
+    cards_dir: Path = typer.Argument(Path("leaderboards/cards"),
+                                     help="Directory of <model>/card.json with inputs/ beside each"),
+) -> None:
+    """Rebuild every circuit card from the inputs published beside it (sha256 checked)."""
+    _need_torch()
+    from relbench.circuits.card import rebuild_cards
+
+    try:
+        written = rebuild_cards(cards_dir)
+    except _ERRORS as e:
+        _fail(e)
+    if not written:
+        _fail(FileNotFoundError(f"no <model>/card.json under {cards_dir}"))
+    for path in written:
+        typer.echo(f"rebuilt {path}")

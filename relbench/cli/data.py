@@ -9,8 +9,6 @@ from pathlib import Path
 
 import typer
 
-from relbench.data import save_dataset
-
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 
@@ -44,9 +42,21 @@ def build(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an earlier relbench dataset in OUT."
     ),
+    geometry: str = typer.Option(
+        "relbench", "--geometry",
+        help="relbench: triangles centred on their centroid (the bundled models' data); paper: "
+        "the paper's own shapes and labelled positions (its training distribution).",
+    ),
+    styles: str = typer.Option(
+        "", "--styles",
+        help="Comma list of style factors (relbench.styles: shading, shadow, background, "
+        "outline, geometry, colour, size, resolution, jpeg): draw styled renders instead.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
 ) -> None:
     """Render N images of the paper's two-object distribution with captions and specs."""
+    from relbench.data import save_dataset  # datasets and pandas load only for this command
+
     start = time.perf_counter()
     try:
         manifest = save_dataset(
@@ -59,6 +69,8 @@ def build(
             fmt=fmt.value,
             overwrite=overwrite,
             progress=not quiet,
+            geometry=geometry,
+            styles=[f for f in styles.split(",") if f.strip()],
         )
     except (FileExistsError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)

@@ -68,9 +68,13 @@ def _sections(report: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str],
                                     for p in run.get("perturbations", [])) or "none"),
         ("scorer", f"{run.get('scorer')} v{run.get('scorer_version')}"),
         ("scorer config hash", str(run.get("scorer_config_hash"))),
+        # Logs before the field all scored centroids, the only convention there was; a
+        # third-party scorer records none.
+        ("scorer position", str(run.get("scorer_position", "centroid") or "n/a")),
         ("model", str(model.get("name"))),
         ("model args", json.dumps(model.get("args", {}), sort_keys=True)),
         ("checkpoint hash", str(model.get("checkpoint_hash"))),
+        ("model geometry", str(run.get("model_geometry") or "n/a (not a DiT checkpoint)")),
         ("seeds", ",".join(map(str, run.get("seeds", [])))),
         ("sampling", json.dumps(run.get("sampling", {}), sort_keys=True)),
         ("relbench version", str(run.get("relbench_version"))),

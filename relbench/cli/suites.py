@@ -7,22 +7,14 @@ from typing import Optional
 
 import typer
 
-from relbench.suites import (
-    check_frozen,
-    get_perturbation,
-    get_suite,
-    list_perturbations,
-    list_suites,
-    perturb_suite,
-    write_frozen,
-)
-
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSON object")) -> None:
     """Suites (name, version, size, prompt hash) and perturbations (name, version)."""
+    from relbench.suites import get_perturbation, get_suite, list_perturbations, list_suites
+
     suites = [get_suite(n).describe() for n in list_suites()]
     perts = [
         {"name": p.name, "version": p.version, "description": p.description}
@@ -76,6 +68,8 @@ def ceiling_cmd(
 
 def _perturbed(name: str, perturbations: list[str], seed: int):
     """The suite `name` with `perturbations` applied in order; exit 2 naming a bad name."""
+    from relbench.suites import get_suite, perturb_suite
+
     try:
         suite = get_suite(name)
         for p in perturbations:
@@ -93,6 +87,8 @@ def build_cmd(
 ) -> None:
     """Check the frozen prompt lists match their definitions (non-zero exit if not); --write
     regenerates them (refused for a changed suite whose version was not bumped)."""
+    from relbench.suites import check_frozen, list_suites, write_frozen
+
     failed = False
     for name in names or list_suites():
         try:

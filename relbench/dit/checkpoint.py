@@ -17,9 +17,12 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Annotated, Any, Iterable
 
 import torch
+from pydantic import (
+    BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
+)
 from torch import nn
 
 from relbench.runlog import file_hash
@@ -81,21 +84,133 @@ def replace_dir(stage: Path, dest: Path) -> None:
         os.replace(stage, dest)
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A config.json larger than this (1 MiB) is refused unread."""
+
+
+class _ModelBounds(BaseModel):
+    """Upper bounds on the sizes in a checkpoint's `model` section, checked before anything is
+    allocated (ModelConfig itself checks the combinations when the model is built)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    preset: str = Field(default="micro", max_length=16)
+    head_dim: int = Field(default=64, ge=1, le=256)
+    encoder: str = Field(default="rtep", max_length=4096)
+    encoder_dim: int = Field(default=384, ge=2, le=8192)
+    encoder_seed: int = Field(default=0, ge=0, lt=2**63)
+    max_length: int = Field(default=20, ge=1, le=1024)
+    image_size: int = Field(default=32, ge=1, le=2048)
+    patch_size: int = Field(default=4, ge=1, le=256)
+    latent_channels: int = Field(default=4, ge=1, le=256)
+    latent_downsample: int = Field(default=4, ge=1, le=256)
+
+    @field_validator("encoder")
+    @classmethod
+    def _local_encoder(cls, v: str) -> str:
+        """A checkpoint never makes relbench reach a network: `t5:` must name a local folder."""
+        if v.startswith("t5:") and not Path(v[3:]).expanduser().is_dir():
+            raise ValueError(f"encoder {v!r}: a checkpoint's t5 encoder must be a local directory "
+                             "(relbench never downloads what a checkpoint names)")
+        return v
+
+
+class _AutoencoderBounds(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    channels: int = Field(default=4, ge=1, le=256)
+    downsample: int = Field(default=4, ge=1, le=256)
+    width: int = Field(default=64, ge=1, le=4096)
+    scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+
+
+class _SamplingBounds(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    shift: float = Field(default=1.0, gt=0, le=1000, allow_inf_nan=False)
+
+
+_FILE_NAME = r"^(model|ema|autoencoder|optimizer)\.safetensors$|^state\.json$"
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class CheckpointConfig(BaseModel):
+    """What config.json must hold before relbench reads a tensor or builds a module: known file
+    names inside the directory with sha256 digests, and bounded sizes (`_ModelBounds`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    version: int
+    model: _ModelBounds | None = None
+    autoencoder: _AutoencoderBounds | None = None
+    sampling: _SamplingBounds | None = None
+    objective: str | None = Field(default=None, max_length=64)
+    files: dict[Annotated[str, StringConstraints(pattern=_FILE_NAME)],
+                Annotated[str, StringConstraints(pattern=_SHA256)]] = Field(default_factory=dict)
+
+
+def checkpoint_hash(config: dict[str, Any], weights: str = "ema") -> str:
+    """The identity a run log records for a checkpoint: a sha256 over the weights that make its
+    images (`sampling_hash`) and its whole config.json (canonical JSON), so neither can change
+    without the hash changing. Computed, never stored: old checkpoints need no rewrite."""
+    from relbench.runlog import json_hash
+
+    return json_hash({"weights": sampling_hash(config["files"], weights), "config": config})
+
+
+_UNRECORDED_GEOMETRY_WARNED: set[str] = set()
+
+
+def checkpoint_geometry(meta: dict[str, Any], source: str) -> str:
+    """The data geometry (relbench.scene.GEOMETRIES) a checkpoint was trained on, from its
+    config.json (`geometry`, else `train.geometry`). A checkpoint that records none predates the
+    field and was trained on relbench renders: it is treated as `relbench`, with one warning per
+    `source` (its path or name) per process."""
+    import warnings
+
+    from relbench.scene import check_geometry
+
+    geometry = meta.get("geometry") or (meta.get("train") or {}).get("geometry")
+    if geometry is None:
+        if source not in _UNRECORDED_GEOMETRY_WARNED:
+            _UNRECORDED_GEOMETRY_WARNED.add(source)
+            warnings.warn(f"{source}: checkpoint records no training geometry; treated as "
+                          "'relbench' (triangles centred on their centroid)", stacklevel=2)
+        return "relbench"
+    try:
+        return check_geometry(geometry)
+    except ValueError as e:
+        raise CheckpointError(f"{source}: {e}") from None
+
+
 def read_meta(path: Path) -> dict[str, Any]:
-    """config.json of a checkpoint directory, validated for format and version."""
+    """config.json of a checkpoint directory, validated for format and version, then by
+    `CheckpointConfig` (file names, digests, size bounds, a local text encoder)."""
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
         raise CheckpointError(f"{file}: not found (is {path} a relbench DiT checkpoint?)")
+    if file.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(
+            f"{file}: larger than {MAX_CONFIG_BYTES} bytes; not a checkpoint config")
     try:
-        config = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        config = json.loads(file.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointError(f"{file}: corrupt JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{file}: holds {type(config).__name__}, not a JSON object")
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{file}: format {config.get('format')!r}, expected {FORMAT!r}")
     if config.get("version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{file}: format version {config.get('version')!r}, this relbench reads {FORMAT_VERSION}"
         )
+    try:
+        CheckpointConfig.model_validate(config)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise CheckpointError(f"{file}: invalid {where}: {first['msg']}") from None
     return config
 
 
@@ -166,6 +281,10 @@ def load_into(module: nn.Module, tensors: dict[str, torch.Tensor], file: Path | 
             )
     if problems:
         raise CheckpointError(f"{file}: does not match its config: {'; '.join(problems[:5])}")
+    for k in sorted(tensors):
+        t = tensors[k]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{file}: tensor {k} holds NaN or infinite values")
     module.load_state_dict(tensors)
 
 

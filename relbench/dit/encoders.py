@@ -185,10 +185,16 @@ def load_minilm(max_length: int = 20) -> HFEncoder:
 
 
 def load_t5(path_or_id: str, max_length: int = 20) -> HFEncoder:
+    """T5 from a local directory (or a model already in the local Hugging Face cache): never
+    downloads, since the name may come from a checkpoint someone else wrote."""
     from transformers import AutoTokenizer, T5EncoderModel
 
-    model = T5EncoderModel.from_pretrained(path_or_id)
-    tokenizer = AutoTokenizer.from_pretrained(path_or_id)
+    try:
+        model = T5EncoderModel.from_pretrained(path_or_id, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path_or_id, local_files_only=True)
+    except OSError as e:
+        raise ValueError(f"t5 encoder {path_or_id!r} is not available locally (relbench never "
+                         f"downloads it): {str(e).splitlines()[0]}") from None
     return HFEncoder(f"t5:{path_or_id}", model, tokenizer, max_length=max_length)
 
 

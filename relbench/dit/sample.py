@@ -181,7 +181,7 @@ def build_parts(
 def load_pipeline(path: Path, *, use_ema: bool = True, encoder: TextEncoder | None = None) -> DiTPipeline:
     """A pipeline from a checkpoint directory (EMA weights when present and `use_ema`)."""
     path = Path(path)
-    from relbench.dit.checkpoint import read_meta, sampling_hash
+    from relbench.dit.checkpoint import checkpoint_hash, read_meta, sampling_hash
 
     meta = read_meta(path)
     weights = "ema" if use_ema and "ema.safetensors" in meta.get("files", {}) else "model"
@@ -195,9 +195,12 @@ def load_pipeline(path: Path, *, use_ema: bool = True, encoder: TextEncoder | No
         ae = TinyAutoencoder(AutoencoderConfig.model_validate(ckpt.meta["autoencoder"]))
         load_into(ae, ckpt.weights["autoencoder"], path / "autoencoder.safetensors")
         ae.eval()
-    digest = sampling_hash(meta["files"], weights)
+    digest = checkpoint_hash(meta, weights)  # config.json and weights (read_meta validated it)
     sampling = ckpt.meta.get("sampling") or {}
-    return DiTPipeline(
+    pipe = DiTPipeline(
         model, encoder, ckpt.meta["objective"], ae, checkpoint_hash=digest,
         shift=float(sampling.get("shift", 1.0)),
     )
+    pipe.weights_hash = sampling_hash(meta["files"], weights)
+    """The weights alone (what model cards list); `checkpoint_hash` also covers config.json."""
+    return pipe

@@ -130,6 +130,9 @@ class TrainConfig(BaseModel):
     checkpoint as its default sampling setting."""
     layout: LayoutConfig = Field(default_factory=LayoutConfig)
     """Training layouts: the paper's by default, or a relation-balanced curriculum."""
+    geometry: Literal["relbench", "paper"] = "relbench"
+    """How training scenes are drawn (relbench.scene.GEOMETRIES); recorded in every checkpoint,
+    so `relbench eval` scores the model with the matching detector."""
     layout_phases: list[LayoutPhase] = Field(default_factory=list)
     """Later layouts, in step order: from each phase's step, its layout replaces `layout`."""
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
@@ -214,12 +217,13 @@ def apply_override(data: dict[str, Any], item: str, root: type[BaseModel] | None
 
 
 def renderer_source(
-    image_size: int, seed: int, layout: LayoutConfig | Callable[[int], LayoutConfig] | None = None
+    image_size: int, seed: int, layout: LayoutConfig | Callable[[int], LayoutConfig] | None = None,
+    geometry: str = "relbench",
 ) -> Source:
     """Random training scenes rendered at `image_size` with paper captions (relbench.render and
     relbench.data), a pure function of (seed, step, rank). `layout` picks where the objects go
     (relbench.dit.layouts; default the paper's layouts), or maps a step to its layout
-    (`TrainConfig.layout_at`)."""
+    (`TrainConfig.layout_at`); `geometry` how the scenes are drawn (relbench.render)."""
     from relbench.data import sample_caption
     from relbench.dit.layouts import training_scene
     from relbench.render import render
@@ -231,7 +235,7 @@ def renderer_source(
         rng = random.Random(f"train:{seed}:{rank}:{step}")
         config = layout_at(step)
         scenes = [training_scene(rng, config, step) for _ in range(batch_size)]
-        images = np.stack([render(s, image_size) for s in scenes])
+        images = np.stack([render(s, image_size, geometry=geometry) for s in scenes])
         return images, [sample_caption(s, rng) for s in scenes]
 
     return source
@@ -287,7 +291,8 @@ class Trainer:
             distributed.init_process_group("gloo")  # before the autoencoder, which rank 0 sends
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
-        self.source = source or renderer_source(config.model.image_size, config.seed, config.layout_at)
+        self.source = source or renderer_source(config.model.image_size, config.seed,
+                                                config.layout_at, config.geometry)
         self.evaluator = evaluator if evaluator is not None else _core_evaluator(config)
         torch.manual_seed(config.seed)
         self.model, self.encoder = build_parts(config.model, encoder)
@@ -317,6 +322,7 @@ class Trainer:
             "autoencoder": self.autoencoder.config.model_dump() if self.autoencoder else None,
             "train": self.config.model_dump(),
             "sampling": {"shift": self.config.sample_shift},
+            "geometry": self.config.geometry,
         } | ({"decoder_refine": self.decoder_refine} if self.decoder_refine else {})
 
     def save(self) -> Path:

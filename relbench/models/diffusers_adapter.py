@@ -1,5 +1,11 @@
 """`diffusers:<path-or-id>`: any diffusers text-to-image pipeline (PixArt, SD, ...).
 
+Options (`relbench eval --device/--dtype/--height/--width/--model-arg`): `device` ("cpu",
+"cuda", "cuda:1", ...), `dtype` (float32 / bfloat16 / float16; `bf16=True` is bfloat16), `height`
+and `width` (default: the pipeline's own size, e.g. 1024 for Sana), `steps`, `guidance`. bfloat16 on
+a CPU without native bf16 runs float32 instead with a warning (`relbench.hardware.fit_dtype`)
+unless `force_bf16=True`; the dtype that ran is recorded, with the one requested.
+
 The pipeline is called once per batch with one `torch.Generator(device).manual_seed(seed)` per
 prompt, so an image depends on (weights, prompt, seed, sampling options) and not on its batch
 neighbours. Images come back as uint8 RGB; an output with NaN values or of the wrong shape
@@ -37,8 +43,10 @@ class DiffusersModel:
         dtype: str = "float32",
         height: int | None = None,
         width: int | None = None,
+        dtype_requested: str | None = None,
     ) -> None:
         self.name = f"diffusers:{path}"
+        self.dtype_requested = dtype_requested or dtype
         self.path, self.pipe = path, pipeline
         self.steps, self.guidance, self.device, self.dtype = steps, guidance, device, dtype
         self.height, self.width = height, width
@@ -98,12 +106,15 @@ class DiffusersModel:
     def describe(self) -> dict[str, Any]:
         import diffusers
 
+        args = {
+            "steps": self.steps, "guidance": self.guidance, "device": self.device,
+            "dtype": self.dtype, "height": self.height, "width": self.width,
+        }
+        if self.dtype_requested != self.dtype:
+            args["dtype_requested"] = self.dtype_requested
         return {
             "name": self.name,
-            "args": {
-                "steps": self.steps, "guidance": self.guidance, "device": self.device,
-                "dtype": self.dtype, "height": self.height, "width": self.width,
-            },
+            "args": args,
             "checkpoint_hash": self.weights_hash(),
             "pipeline": type(self.pipe).__name__,
             "diffusers_version": diffusers.__version__,
@@ -158,9 +169,12 @@ def load_diffusers(
     dtype: str = "float32",
     height: int | None = None,
     width: int | None = None,
+    bf16: bool | None = None,
+    force_bf16: bool = False,
 ) -> DiffusersModel:
-    """`DiffusionPipeline.from_pretrained(path)` (offline when `path` is a directory); steps and
-    guidance default to the paper's sampler (14 steps, CFG 4.5)."""
+    """`DiffusionPipeline.from_pretrained(path)` (offline when `path` is a directory) moved to
+    `device` in `dtype`; steps and guidance default to the paper's sampler (14 steps, CFG 4.5).
+    `bf16=True` means dtype bfloat16; see the module doc for bfloat16 on CPUs."""
     try:
         import diffusers
         import torch
@@ -169,10 +183,23 @@ def load_diffusers(
         raise ImportError("diffusers:<path> models need the dit extra: pip install 'relbench[dit]'") from e
     from relbench.dit.sample import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
+    from relbench.hardware import fit_dtype
+
+    if bf16:
+        if dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"bf16 and dtype {dtype!r} contradict each other; give one of them")
+        dtype = "bfloat16"
     if dtype not in DTYPES:
         from relbench.scene import did_you_mean
 
         raise ValueError(f"unknown dtype {dtype!r}{did_you_mean(dtype, DTYPES)}")
+    for side, value in (("height", height), ("width", width)):
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value is not None and (not whole or value < 8):
+            raise ValueError(f"{side} must be a whole number of pixels >= 8, got {value!r}")
+    requested, dtype = dtype, fit_dtype(dtype, device, force=force_bf16)
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: torch sees no CUDA GPU here (use --device cpu)")
     local = Path(path).is_dir()
     # diffusers 0.42 renamed `torch_dtype` to `dtype` (the old name warns).
     dtype_key = "dtype" if _version(diffusers.__version__) >= (0, 42) else "torch_dtype"
@@ -183,10 +210,13 @@ def load_diffusers(
     except (OSError, ValueError) as e:
         where = "directory" if local else "model id (not a local directory)"
         raise ValueError(f"cannot load a diffusers pipeline from {where} {path!r}: {e}") from e
-    pipe = pipe.to(device)
+    try:
+        pipe = pipe.to(device)
+    except (RuntimeError, AssertionError, ValueError) as e:  # no CUDA build, no such GPU, bad name
+        raise ValueError(f"cannot move the pipeline to device {device!r}: {e}") from e
     return DiffusersModel(
         path, pipe,
         steps=DEFAULT_STEPS if steps is None else steps,
         guidance=DEFAULT_GUIDANCE if guidance is None else guidance,
-        device=device, dtype=dtype, height=height, width=width,
+        device=device, dtype=dtype, height=height, width=width, dtype_requested=requested,
     )

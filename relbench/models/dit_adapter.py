@@ -40,6 +40,10 @@ def bundled_factories() -> dict[str, Callable[..., DiTModel]]:
 class DiTModel:
     """A `DiTPipeline` behind the model protocol, with the sampling options it runs."""
 
+    geometry: str = "relbench"
+    """The data geometry the checkpoint was trained on (relbench.scene.GEOMETRIES): `relbench eval`
+    scores with the detector of its position convention unless told otherwise."""
+
     def __init__(
         self,
         name: str,
@@ -60,6 +64,11 @@ class DiTModel:
         self.steps = DEFAULT_STEPS if steps is None else steps
         self.guidance = DEFAULT_GUIDANCE if guidance is None else guidance
         self.batch_size, self.output_size = batch_size, output_size
+        import math
+
+        for what, v in (("shift", shift), ("guidance", guidance)):
+            if v is not None and not math.isfinite(float(v)):
+                raise ValueError(f"{what} must be a finite number, got {v}")
         if shift is not None:  # else the checkpoint's own (recorded at export), default 1
             from relbench.dit.objectives import sampling_scheduler
 
@@ -101,6 +110,7 @@ class DiTModel:
                      "shift": self.pipe.shift, "bf16": self.pipe.bf16,
                      "compile": self.pipe.compile},
             "checkpoint_hash": self.pipe.checkpoint_hash,
+            "weights_hash": getattr(self.pipe, "weights_hash", None),
             "path": self.path,
             "dit": self.pipe.describe(),
         }
@@ -158,8 +168,12 @@ def load_dit(name: str, path: str | Path, **options: Any) -> DiTModel:
         from relbench.dit.sample import load_pipeline
     except ImportError as e:
         raise ImportError(f"model {name!r} needs the dit extra: pip install 'relbench[dit]'") from e
+    from relbench.dit.checkpoint import checkpoint_geometry, read_meta
+
     ckpt = resolve_checkpoint(path)
-    return DiTModel(name, load_pipeline(ckpt), path=str(ckpt), **options)
+    model = DiTModel(name, load_pipeline(ckpt), path=str(ckpt), **options)
+    model.geometry = checkpoint_geometry(read_meta(ckpt), name)
+    return model
 
 
 @_takes_sampling_options

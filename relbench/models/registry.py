@@ -23,7 +23,12 @@ def register_model(name: str, *, prefix: bool = False) -> Callable[[Factory], Fa
 
 
 def list_models() -> list[str]:
-    return sorted(_named()) + [f"{p}:<arg>" for p in sorted(_PREFIXES)]
+    named = _named()
+    from relbench import extensions  # names installed packages register (entry points)
+
+    plugins = [n for n in extensions.names(extensions.MODELS)
+               if n not in named and n not in _PREFIXES]
+    return sorted(named) + [f"{p}:<arg>" for p in sorted(_PREFIXES)] + plugins
 
 
 def load_model(name: str, **kwargs: Any) -> T2IModel:
@@ -39,8 +44,31 @@ def load_model(name: str, **kwargs: Any) -> T2IModel:
     if name in named:
         _check_args(name, named[name], kwargs)
         return named[name](**kwargs)
+    ext = _extension(name)
+    if ext is not None:  # a model an installed package registers: NAME, or NAME:ARG
+        factory, args = ext.load(), ([name.split(":", 1)[1]] if ":" in name else [])
+        _check_args(name, factory, kwargs, positional=len(args))
+        return factory(*args, **kwargs)
     hint = "" if set(named) - set(_FACTORIES) else " (no bundled DiTs are installed in relbench/bundled/)"
     raise ValueError(f"unknown model {name!r}{did_you_mean(name, list_models())}{hint}")
+
+
+def model_extension(name: str) -> dict[str, str | None] | None:
+    """The package and version behind model `name` when an installed package provides it (for
+    the run record); None for relbench's own models."""
+    ext = _extension(name)
+    return None if ext is None else ext.provenance()
+
+
+def _extension(name: str):
+    """The `relbench.models` entry point that serves `name` (as NAME or NAME:ARG), unless one of
+    relbench's own models does."""
+    prefix = name.split(":", 1)[0]
+    if name in _named() or (":" in name and prefix in _PREFIXES):
+        return None
+    from relbench import extensions
+
+    return extensions.find(extensions.MODELS, prefix)
 
 
 def _check_args(name: str, factory: Factory, kwargs: dict[str, Any], positional: int = 0) -> None:
@@ -52,9 +80,10 @@ def _check_args(name: str, factory: Factory, kwargs: dict[str, Any], positional:
     except TypeError:
         params = [p for p in list(sig.parameters)[positional:]]
         bad = sorted(k for k in kwargs if k not in sig.parameters)
+        hint = "".join(did_you_mean(k, params) for k in bad)
         raise ValueError(
             f"model {name!r} does not take {', '.join(map(repr, bad)) or 'these arguments'} "
-            f"(it takes: {', '.join(params) or 'no arguments'})"
+            f"(it takes: {', '.join(params) or 'no arguments'}){hint}"
         ) from None
 
 

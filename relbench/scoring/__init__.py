@@ -7,20 +7,25 @@ from relbench.scoring.judge import ScoreResult, judge, score_image
 from relbench.scoring.layout import colour_layout_correct
 from relbench.scoring.metrics import METRIC_FIELDS, summarize
 from relbench.scoring.folder import score_folder, score_row
+from relbench.scoring.api import DEFAULT_SCORER, Scorer, list_scorers, load_scorer
 
 __all__ = [
+    "DEFAULT_SCORER",
     "METRIC_FIELDS",
     "Detection",
     "Detector",
     "DetectorConfig",
     "ImageReadError",
     "ScoreResult",
+    "Scorer",
     "colour_layout_correct",
     "decode_image",
     "detect",
     "judge",
     "label_pixels",
+    "list_scorers",
     "load_detector",
+    "load_scorer",
     "read_image",
     "score_file",
     "score_folder",

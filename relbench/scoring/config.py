@@ -5,52 +5,116 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from relbench.resources import detectors_dir
-from relbench.scene import did_you_mean
+from relbench.scene import POSITION_CONVENTIONS, check_convention, did_you_mean
 
 RGB = tuple[int, int, int]
 
 
-class DetectorConfig(BaseModel):
-    """A versioned scorer configuration (palette and thresholds); see detectors/default.json."""
+class ColourRegion(BaseModel):
+    """A colour name as a region of CIE LCh (D65): a hue interval (degrees, may wrap through 0)
+    with a minimum chroma for chromatic names, or a maximum chroma for achromatic ones (black,
+    white), each within a lightness interval (L* 0..100)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    version: str
-    description: str = ""
-    palette: dict[str, RGB] = Field(description="colour name -> reference RGB")
-    background: RGB = Field(description="expected background RGB (the LUT built at load)")
-    background_quant: int = Field(ge=1, le=128, description="bg estimate rounding (LUT cache key)")
-    lut_bits: int = Field(ge=4, le=7, description="bits per channel of the colour lookup table")
-    lut_cache_size: int = Field(ge=1, description="how many backgrounds' LUTs to keep")
-    blend_steps: int = Field(ge=2, description="samples on each colour-to-background blend line")
-    blend_split: float = Field(gt=0, lt=1, description="blend weight above which a pixel is object")
-    max_delta_e: float = Field(gt=0, description="max CIELAB distance to the nearest prototype")
-    min_contrast_delta_e: float = Field(ge=0, description="min colour-bg distance")
-    work_max_side: int = Field(ge=32, description="larger images are downscaled to this side")
+    hue: tuple[float, float] | None = Field(
+        default=None, description="[from, to) hue angle in degrees; from > to wraps through 0"
+    )
+    min_chroma: float = Field(default=0.0, ge=0, le=200)
+    max_chroma: float = Field(default=200.0, ge=0, le=200)
+    lightness: tuple[float, float] = Field(default=(0.0, 100.0))
+
+    @model_validator(mode="after")
+    def _ok(self) -> "ColourRegion":
+        lo, hi = self.lightness
+        if not 0 <= lo < hi <= 100:
+            raise ValueError(f"lightness must be 0 <= from < to <= 100, got {self.lightness}")
+        if self.hue is not None and not all(0 <= h <= 360 for h in self.hue):
+            raise ValueError(f"hue angles must lie in 0..360, got {self.hue}")
+        if self.min_chroma >= self.max_chroma:
+            raise ValueError("min_chroma must be below max_chroma")
+        return self
+
+    @property
+    def chromatic(self) -> bool:
+        return self.hue is not None
+
+
+class DetectorConfig(BaseModel):
+    """A versioned scorer configuration (colour names and thresholds); see detectors/default.json.
+
+    Pipeline (relbench.scoring.detect): downscale to `work_max_side`; model the background from
+    a border strip (a robust low-order polynomial per CIELAB channel, so gradients and vignettes
+    are background) and measure its texture; a pixel is foreground when it differs from the model
+    by more than the texture allows and its colour has a palette name (a low-chroma pixel that is
+    neither black nor white, such as a shadow, never is); each connected foreground region is one
+    object named by its dominant chromatic colour (outlines and highlights inside it are part of
+    it), or split by colour when two colours share it (overlap); shapes are fitted to each
+    region's outer contour.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(max_length=100)
+    version: str = Field(max_length=40)
+    description: str = Field(default="", max_length=2000)
+    colours: dict[str, ColourRegion] = Field(description="colour name -> LCh region")
+    background: RGB = Field(description="fill for transparent pixels when the border cannot tell")
+    position: Literal["centroid", "bbox", "paper_anchor"] = Field(
+        default="centroid", description="which point stands for an object"
+    )
+    lut_bits: int = Field(ge=4, le=7, description="bits per channel of the colour-name table")
+    work_max_side: int = Field(ge=32, le=4096, description="larger images are downscaled to this")
+    border_frac: float = Field(gt=0, le=0.2, description="width of the background border strip")
+    background_degree: int = Field(ge=0, le=2, description="polynomial degree of the bg model")
+    background_outlier_k: float = Field(
+        gt=0, le=100, description="border pixels beyond k robust sigmas are refitted as objects"
+    )
+    fg_min_delta_e: float = Field(gt=0, le=100, description="min CIELAB distance from background")
+    fg_noise_k: float = Field(ge=0, le=100, description="min distance in border-texture sigmas")
+    achromatic_min_delta_e: float = Field(
+        gt=0, le=100, description="min distance from background of a black or white pixel"
+    )
+    edge_radius_px: int = Field(
+        ge=0, le=16, description="neighbourhood (working px) searched for an edge's contrast"
+    )
+    edge_split: float = Field(ge=0, lt=1, description="edge pixels below this contrast share are bg")
+    split_min_frac: float = Field(
+        gt=0, lt=1, description="a second colour with this share of a region is its own object"
+    )
     min_area_frac: float = Field(gt=0, lt=1, description="smaller components are specks")
     min_solidity: float = Field(ge=0, le=1, description="min area / hull area of an object")
     min_fit: float = Field(ge=0, le=1, description="best shape fill below this gives 'unknown'")
     skip_triangle_above: float = Field(
         ge=0, le=1, description="circle/square fill above which the triangle fit is skipped"
     )
-    occlusion_margin_px: int = Field(ge=0, description="occluder search distance")
+    occlusion_margin_px: int = Field(ge=0, le=64, description="occluder search distance")
 
     _hash: str = PrivateAttr(default="")
 
-    @field_validator("palette")
+    @field_validator("colours")
     @classmethod
-    def _palette_ok(cls, v: dict[str, RGB]) -> dict[str, RGB]:
+    def _colours_ok(cls, v: dict[str, ColourRegion]) -> dict[str, ColourRegion]:
         if not v:
-            raise ValueError("palette is empty")
-        for name, rgb in v.items():
-            if any(not 0 <= c <= 255 for c in rgb):
-                raise ValueError(f"palette colour {name!r} out of range: {rgb}")
+            raise ValueError("colours is empty")
+        if len(v) > 250:
+            raise ValueError(f"at most 250 colour names are supported, got {len(v)}")
         return v
+
+    @field_validator("position", mode="before")
+    @classmethod
+    def _position_ok(cls, v: object) -> object:
+        return check_convention(v) if isinstance(v, str) else check_convention(repr(v))
+
+    @property
+    def palette(self) -> list[str]:
+        """The colour names, in config order (label i + 1 is name i)."""
+        return list(self.colours)
 
     @property
     def config_hash(self) -> str:
@@ -71,13 +135,35 @@ def load_detector(name_or_path: str | Path = "default") -> "Detector":
         path = detectors_dir() / f"{name_or_path}.json"
         if not path.exists():
             raise ValueError(
-                f"unknown detector {str(name_or_path)!r}"
+                f"unknown detector {str(name_or_path)!r}; known: {', '.join(available)}"
                 f"{did_you_mean(str(name_or_path), available)}"
             )
     if not path.exists():
         raise FileNotFoundError(f"detector config {path} does not exist")
     try:
-        cfg = DetectorConfig.model_validate_json(path.read_text())
+        cfg = DetectorConfig.model_validate(resolve_config(path))
     except ValueError as e:
         raise ValueError(f"invalid detector config {path}: {e}") from e
     return Detector(cfg)
+
+
+def resolve_config(path: Path, _seen: tuple[str, ...] = ()) -> dict:
+    """The JSON object of a detector config with `"extends": NAME` resolved: the shipped config
+    NAME (in detectors/) with this file's fields laid over it, so a variant (e.g. another
+    position convention) states only what differs and never drifts from its base."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError("a detector config is a JSON object")
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    available = sorted(p.stem for p in detectors_dir().glob("*.json"))
+    if not isinstance(base_name, str) or base_name not in available:
+        raise ValueError(f"extends unknown detector {base_name!r}; known: {', '.join(available)}")
+    if base_name in _seen or len(_seen) > 8:
+        raise ValueError(f"detector configs extend each other in a loop: {_seen + (base_name,)}")
+    base = resolve_config(detectors_dir() / f"{base_name}.json", _seen + (base_name,))
+    return {**base, **data}

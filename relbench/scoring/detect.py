@@ -1,14 +1,23 @@
-"""Object detection by colour segmentation and shape fitting (numpy + OpenCV, no learning).
+"""Object detection by colour naming, background modelling and shape fitting (numpy + OpenCV).
 
-Pipeline per image: estimate the background from the border pixels; label every pixel with a
-lookup table (one per background, cached) that maps RGB to the nearest *prototype* in CIELAB,
-where prototypes are blends α·colour + (1-α)·background (α ≥ blend_split → the colour, else
-background), so anti-aliased and blurred edges split at half coverage and any background
-colour works; contours of each colour class give components; each component is fitted with
-the smallest enclosing circle, rectangle and triangle and takes the shape whose fit it fills
-best. A component touching another colour may be occluded: its fits are then scored by how
-much of the fitted shape is covered by it *or by the occluder*, so a disk partly hidden by a
-square is still a disk, with the centre of the enclosing shape rather than the visible pixels.
+Pipeline per image (thresholds in the detector config):
+1. downscale to `work_max_side`;
+2. model the background from a border strip (`relbench.scoring.background`): a smooth
+   surface (gradients, vignettes) plus a texture level;
+3. name every pixel by the CIE LCh region it falls in (`relbench.scoring.colour`; one table
+   per detector, whatever the background);
+4. a pixel is foreground when it has a name and differs from the background model by more
+   than the texture allows (black and white need more contrast); a low-chroma pixel that is
+   neither black nor white (a shadow, a gray) never is;
+5. each connected foreground region is one object, named by its dominant chromatic colour, so
+   outline rings, highlights and dark shading inside a shape belong to it; a region shared by
+   two colours (touching or overlapping shapes) is split by colour; a region with (almost) no
+   chromatic pixel is a black or white object;
+6. each object is fitted with the smallest enclosing ellipse-in-rectangle, rectangle and
+   triangle and takes the shape it fills best (rotation- and proportion-invariant). An object
+   touching another colour may be occluded: its fits are then scored by how much of the fitted
+   shape is covered by it *or by the occluder*, so a disk partly hidden by a square is still a
+   disk, with the centre of the enclosing shape rather than the visible pixels.
 """
 
 from __future__ import annotations
@@ -16,14 +25,24 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from relbench.scoring.background import Background, fit_background
+from relbench.scoring.colour import build_lut, expand, grid_lab, packed
 from relbench.scoring.config import DetectorConfig
+from relbench.scoring.position import Component, object_position
+
+if TYPE_CHECKING:
+    from relbench.scene import RelationSpec
+    from relbench.scoring.judge import ScoreResult
 
 BACKGROUND = 0
 UNASSIGNED = 255
+_INF = np.float32(1e9)
+_LAB8_WEIGHTS = np.array([(100 / 255) ** 2, 1.0, 1.0], np.float32)
 
 
 @dataclass
@@ -48,23 +67,26 @@ class Detection:
             d[k] = round(d[k], 4)
         return d
 
-
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    """(N, 3) RGB 0..255 -> (N, 3) CIELAB (L in 0..100)."""
-    f = (np.asarray(rgb, dtype=np.float32) / 255.0).reshape(-1, 1, 3)
-    return cv2.cvtColor(f, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    def where(self) -> str:
+        """'red circle at (0.31, 0.62)': for reasons."""
+        return f"{self.words()} at ({self.x:.2f}, {self.y:.2f})"
 
 
 class Detector:
-    """A loaded detector config plus its cached lookup tables; pass it to `detect`/`score_image`."""
+    """A loaded detector config plus its colour-name table; pass it to `detect`/`score_image`."""
+
+    _DIST_CACHE = 3  # flat backgrounds whose distance tables (16 MB each) are kept
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
-        self.colors: list[str] = list(config.palette)
-        if len(self.colors) >= UNASSIGNED:
-            raise ValueError(f"palette has {len(self.colors)} colours; at most 254 are supported")
-        self._luts: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
-        self.lut_for(np.asarray(config.background, dtype=np.float64))
+        self.colors: list[str] = config.palette
+        self._lut = expand(build_lut(config), config.lut_bits)
+        self._grid_lab = grid_lab(config.lut_bits)
+        self._dist: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
+        self._seen: OrderedDict[tuple[int, int, int], None] = OrderedDict()
+        achromatic = np.array([not r.chromatic for r in config.colours.values()], bool)
+        self._achromatic = np.concatenate([[False], achromatic])  # indexed by label
+        self._chromatic = np.concatenate([[False], ~achromatic])
 
     @property
     def name(self) -> str:
@@ -81,51 +103,47 @@ class Detector:
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "config_hash": self.config_hash}
 
-    def lut_for(self, bg: np.ndarray) -> np.ndarray:
-        """The 2^24-entry label table for a background colour (rounded to background_quant)."""
-        q = self.config.background_quant
-        key = tuple(np.minimum(255, np.rint(np.asarray(bg) / q) * q).astype(int).tolist())
-        lut = self._luts.get(key)
-        if lut is None:
-            lut = self._build_lut(np.asarray(key, dtype=np.float32))
-            self._luts[key] = lut
-            while len(self._luts) > self.config.lut_cache_size:
-                self._luts.popitem(last=False)
+    def score(self, image: np.ndarray, spec: RelationSpec) -> ScoreResult:
+        """`score_image(image, spec, self)`: the detector is the built-in `Scorer`
+        (relbench.scoring.api)."""
+        from relbench.scoring.judge import score_image  # judge imports this module
+
+        return score_image(image, spec, self)
+
+    def names(self, image: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 colour-name labels (0 none, i + 1 colour i) of an RGB uint8 image."""
+        return self._lut.take(packed(image))
+
+    def distance_table(self, bg_lab: np.ndarray) -> np.ndarray | None:
+        """uint8 colour distance (CIELAB, rounded, capped at 255) of every table cell from a flat
+        background, or None. A table takes ~50 ms to build, so one is built only for a
+        background seen before (rendered suites share one; generated images rarely do), and a
+        few are kept."""
+        key = tuple(int(v) for v in np.rint(bg_lab))
+        table = self._dist.get(key)
+        if table is None:
+            if key not in self._seen:
+                self._seen[key] = None
+                while len(self._seen) > 64:
+                    self._seen.popitem(last=False)
+                return None
+            d = np.linalg.norm(self._grid_lab - np.asarray(key, np.float32), axis=1)
+            table = expand(np.minimum(np.rint(d), 255).astype(np.uint8), self.config.lut_bits)
+            self._dist[key] = table
+            while len(self._dist) > self._DIST_CACHE:
+                self._dist.popitem(last=False)
         else:
-            self._luts.move_to_end(key)
-        return lut
+            self._dist.move_to_end(key)
+        return table
 
-    def _build_lut(self, bg: np.ndarray) -> np.ndarray:
+    def thresholds(self, bg: Background) -> np.ndarray:
+        """Per label: the colour distance from the background a pixel needs to be foreground."""
         cfg = self.config
-        bg_lab = _lab(bg[None])[0]
-        protos, labels = [bg[None]], [BACKGROUND]
-        alphas = np.linspace(0.0, 1.0, cfg.blend_steps, dtype=np.float32)[1:]
-        for i, name in enumerate(self.colors):
-            c = np.asarray(cfg.palette[name], dtype=np.float32)
-            if np.linalg.norm(_lab(c[None])[0] - bg_lab) < cfg.min_contrast_delta_e:
-                continue  # indistinguishable from this background
-            protos.append(alphas[:, None] * c + (1 - alphas[:, None]) * bg)
-            labels += [i + 1 if a >= cfg.blend_split else BACKGROUND for a in alphas]
-        proto_lab = _lab(np.concatenate(protos))  # (P, 3)
-        labels_arr = np.asarray(labels, dtype=np.uint8)
-
-        bits = cfg.lut_bits
-        n, step = 1 << bits, 1 << (8 - bits)
-        levels = np.arange(n, dtype=np.float32) * step + (step - 1) / 2
-        grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
-        grid_lab = _lab(grid)  # (n³, 3) in (R, G, B) order
-        small = np.empty(len(grid_lab), dtype=np.uint8)
-        for s in range(0, len(grid_lab), 8192):
-            d = np.linalg.norm(grid_lab[s : s + 8192, None, :] - proto_lab[None], axis=2)
-            j = d.argmin(1)
-            small[s : s + 8192] = np.where(
-                d[np.arange(len(j)), j] <= cfg.max_delta_e, labels_arr[j], UNASSIGNED
-            )
-        cube = small.reshape(n, n, n)  # [R, G, B]
-        for axis in range(3):
-            cube = cube.repeat(step, axis=axis)
-        # Indexed by the RGBA pixel as little-endian uint32 with alpha masked: B<<16 | G<<8 | R.
-        return np.ascontiguousarray(cube.transpose(2, 1, 0)).ravel()
+        thr = max(cfg.fg_min_delta_e, cfg.fg_noise_k * bg.sigma)
+        out = np.full(len(self.colors) + 1, _INF, np.float32)
+        out[self._chromatic] = thr
+        out[self._achromatic] = max(thr, cfg.achromatic_min_delta_e)
+        return out
 
 
 def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -150,41 +168,221 @@ def estimate_background(image: np.ndarray) -> np.ndarray:
     return np.partition(border, mid, axis=0)[mid].astype(np.float64)
 
 
+def _lab(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> float32 CIELAB with L* in 0..100 (8-bit OpenCV conversion)."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0
+    lab[..., 1:] -= 128.0
+    return lab
+
+
+@dataclass
+class Segmentation:
+    """What detection saw, at working resolution: colour-name labels, the foreground, and the
+    outer contours of the connected foreground regions (a region inside another's hole, such as
+    a fill inside its outline ring, belongs to the outer one)."""
+
+    image: np.ndarray
+    names: np.ndarray
+    foreground: np.ndarray
+    regions: tuple
+    background: Background
+
+
+def _work_image(image: np.ndarray, max_side: int) -> np.ndarray:
+    h0, w0 = image.shape[:2]
+    if max(h0, w0) <= max_side:
+        return image
+    scale = max_side / max(h0, w0)
+    size = (max(8, round(w0 * scale)), max(8, round(h0 * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def segment(image: np.ndarray, detector: Detector) -> Segmentation:
+    """Background model, colour names and foreground regions of an RGB uint8 image."""
+    cfg = detector.config
+    image = _work_image(to_rgb_uint8(image), cfg.work_max_side)
+    image, names, dist, bg = _distances(image, detector)
+    thresholds = detector.thresholds(bg)
+    fg = (dist > thresholds.take(names)).view(np.uint8)
+    if cfg.edge_radius_px > 0 and _has_weak_pixels(dist, thresholds, cfg.edge_split):
+        _trim_edges(fg, dist, cfg)
+    contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return Segmentation(image, names, fg, contours, bg)
+
+
+def _distances(
+    image: np.ndarray, detector: Detector
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Background]:
+    """(image, colour-name labels, CIELAB distance of each pixel from the background, the
+    background)."""
+    cfg = detector.config
+    bg = _flat_background(image)
+    if bg is not None:
+        table = detector.distance_table(bg.coef[:, 0])
+        if table is not None:  # a familiar flat background: distances by table lookup
+            idx = packed(image)
+            return image, detector._lut.take(idx), table.take(idx), bg
+    h, w = image.shape[:2]
+    lab8 = cv2.cvtColor(image, cv2.COLOR_RGB2Lab)
+    if bg is None:
+        bg = fit_background(lab8, frac=cfg.border_frac, degree=cfg.background_degree,
+                            outlier_k=cfg.background_outlier_k)
+    diff = lab8.astype(np.float32)
+    diff -= bg.model8(h, w)
+    # (H, W) CIELAB distance from the background (8-bit L scaled back to L*).
+    dist = np.sqrt(np.einsum("hwc,c,hwc->hw", diff, _LAB8_WEIGHTS, diff))
+    return image, detector.names(image), dist, bg
+
+
+def _has_weak_pixels(dist: np.ndarray, thresholds: np.ndarray, split: float) -> bool:
+    """Whether any pixel's distance lies between the lowest foreground threshold and `split` of
+    the largest distance: without one (a hard-edged flat render) there is no edge to trim."""
+    top = float(dist.max())
+    low = float(thresholds[1:].min())
+    return low < split * top and cv2.countNonZero(
+        cv2.inRange(dist, np.float64(low), np.float64(split * top))) > 0
+
+
+def _trim_edges(fg: np.ndarray, dist: np.ndarray, cfg: DetectorConfig) -> None:
+    """Split edges at a share of the nearby object's contrast, in place.
+
+    A pixel near the background counts only if it is at least `edge_split` of the way from the
+    background to the mean colour distance of the foreground around it (a window a few times
+    the edge radius), so anti-aliasing, blur and JPEG chroma bleed do not grow a shape,
+    whatever its contrast; one bright highlight or dark outline pixel cannot set the level.
+    Pixels away from the background are never trimmed, so the rule cannot cut a shade or a
+    fill apart.
+    """
+    r = cfg.edge_radius_px
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
+    near_bg = cv2.dilate(1 - fg, kernel).view(bool)
+    window = (4 * r + 1, 4 * r + 1)
+    ffg = fg.astype(np.float32)
+    mass = cv2.boxFilter(ffg, -1, window, normalize=False)
+    level = cv2.boxFilter(ffg * dist, -1, window, normalize=False)
+    level *= cfg.edge_split / np.maximum(mass, 1.0)
+    fg[near_bg & (dist < level)] = 0
+
+
+_FLAT_TOLERANCE = 2  # RGB levels
+_FLAT_SHARE = 0.9
+
+
+def _flat_background(image: np.ndarray) -> Background | None:
+    """A constant background when nearly all border pixels share one colour (rendered scenes,
+    flat generated backgrounds), else None."""
+    step = max(1, min(image.shape[:2]) // 64)  # ~256 samples
+    border = np.concatenate([image[0, ::step], image[-1, ::step], image[1:-1:step, 0],
+                             image[1:-1:step, -1]])  # (N, 3)
+    mid = len(border) // 2
+    med = np.partition(border, mid, axis=0)[mid]
+    lo = np.maximum(med.astype(np.int16) - _FLAT_TOLERANCE, 0).astype(np.uint8)
+    hi = np.minimum(med.astype(np.int16) + _FLAT_TOLERANCE, 255).astype(np.uint8)
+    close = cv2.countNonZero(cv2.inRange(border[:, None, :], lo, hi))
+    if close < _FLAT_SHARE * len(border):
+        return None
+    lab = _lab(med.reshape(1, 1, 3).astype(np.uint8)).reshape(3)
+    return Background(coef=lab.reshape(3, 1).astype(np.float32), degree=0, sigma=0.0)
+
+
 def label_pixels(image: np.ndarray, detector: Detector) -> np.ndarray:
-    """(H, W) uint8: 0 background, i + 1 palette colour i, 255 unassigned."""
-    lut = detector.lut_for(estimate_background(image))
-    # RGBA as little-endian int32 is (255 << 24 | B << 16 | G << 8 | R) - 2**32 = (BGR) - 2**24:
-    # a negative index that counts back from the end of the 2**24-entry table to entry BGR.
-    packed = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA).view(np.int32)[..., 0]
-    return lut.take(packed)
+    """(H, W) uint8 at the image's own resolution: 0 background, i + 1 where an object of
+    palette colour i was found (outlines and highlights inside it included)."""
+    image = to_rgb_uint8(image)
+    seg = segment(image, detector)
+    labels = np.zeros(seg.names.shape, np.uint8)
+    for part in _objects(seg, detector):
+        if part.box is not None:
+            x, y, bw, bh = part.box
+            labels[y : y + bh, x : x + bw][part.mask > 0] = part.label
+        else:
+            labels[part.mask > 0] = part.label
+    if labels.shape != image.shape[:2]:
+        labels = cv2.resize(labels, (image.shape[1], image.shape[0]),
+                            interpolation=cv2.INTER_NEAREST)
+    return labels
+
+
+@dataclass
+class _Part:
+    """One object's pixels at working resolution: `mask` (H, W) uint8, its colour label, and
+    the mask of every object pixel of its region (for the occlusion test), if shared."""
+
+    mask: np.ndarray
+    label: int
+    shared: np.ndarray | None
+    contour: np.ndarray | None = None  # a single-colour region: its convex hull,
+    box: tuple[int, int, int, int] | None = None  # ... its bounding box (`mask` is a crop),
+    hull_area: float = 0.0  # ... the pixel count of the filled hull,
+    pixels: float = 0.0  # ... and of its foreground (how solid the region really is)
+
+
+def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
+    """Split the foreground regions into single-colour objects."""
+    cfg = detector.config
+    h, w = seg.names.shape
+    min_area = cfg.min_area_frac * h * w
+    n_labels = len(detector.colors) + 1
+    parts: list[_Part] = []
+    for c in seg.regions:
+        if cv2.contourArea(c) + 0.5 * len(c) < min_area:  # polygon + half perimeter ≈ pixels
+            continue
+        x, y, bw, bh = cv2.boundingRect(c)
+        # Every shape relbench names is convex, so a one-colour object is its region's convex
+        # hull: bites from a dark outline half-lost on a dark background, from shading or from
+        # noise do not change its shape or centre. Colour votes come from the foreground pixels
+        # inside the hull (separate convex shapes have disjoint hulls; shapes that touch form
+        # one region, split by colour below).
+        hull = cv2.convexHull(c)
+        solid = np.zeros((bh, bw), np.uint8)
+        cv2.drawContours(solid, [hull], -1, 1, cv2.FILLED, offset=(-x, -y))
+        names = seg.names[y : y + bh, x : x + bw]
+        votes = solid & seg.foreground[y : y + bh, x : x + bw]
+        counts = cv2.calcHist([names], [0], votes, [n_labels], [0, n_labels]).ravel()
+        chrom = np.where(detector._chromatic, counts, 0)
+        total = chrom.sum()
+        achromatic = total < cfg.split_min_frac * counts.sum()  # a black or white object
+        keep = max(cfg.split_min_frac * total, min_area)
+        colours = [int(k) for k in np.flatnonzero(chrom >= keep)]
+        filled = np.zeros((bh, bw), np.uint8)
+        cv2.drawContours(filled, [c], -1, 1, cv2.FILLED, offset=(-x, -y))
+        if achromatic or len(colours) <= 1:
+            # Shape fits use the hull's area; the position uses the region's own pixels (holes
+            # filled), which a clean shape gives exactly and a ragged one nearly so.
+            label = np.where(detector._achromatic, counts, 0).argmax() if achromatic \
+                else chrom.argmax()
+            parts.append(_Part(filled, int(label), None, hull, (x, y, bw, bh),
+                               float(cv2.countNonZero(solid)), float(counts.sum())))
+            continue
+        region = np.zeros((h, w), np.uint8)
+        region[y : y + bh, x : x + bw] = filled
+        for k in colours:  # two colours share the region: touching or overlapping shapes
+            own = np.zeros((h, w), np.uint8)
+            own[y : y + bh, x : x + bw] = filled & (names == k)
+            parts.append(_Part(own, k, region))
+    return parts
 
 
 def detect(image: np.ndarray, detector: Detector) -> list[Detection]:
     """Objects in an RGB uint8 image, largest first."""
     cfg = detector.config
-    image = to_rgb_uint8(image)
-    h0, w0 = image.shape[:2]
-    scale = 1.0
-    if max(h0, w0) > cfg.work_max_side:
-        scale = cfg.work_max_side / max(h0, w0)
-        size = (max(8, round(w0 * scale)), max(8, round(h0 * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    h, w = image.shape[:2]
-    labels = label_pixels(image, detector)
-    counts = cv2.calcHist([labels], [0], None, [256], [0, 256]).ravel()
+    seg = segment(image, detector)
+    h, w = seg.names.shape
     min_area = cfg.min_area_frac * h * w
-    present = [k for k in range(1, len(detector.colors) + 1) if counts[k] >= min_area]
-    if not present:
-        return []
-    objmask = None
-    if len(present) > 1:
-        table = np.zeros(256, dtype=np.uint8)
-        table[present] = 1
-        objmask = cv2.LUT(labels, table)
     out: list[Detection] = []
-    for k in present:
-        mask = (labels == k).view(np.uint8)
-        contours, hier = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    for part in _objects(seg, detector):
+        if part.contour is not None:  # a whole region: its contour and filled crop are known
+            x, y, bw, bh = part.box
+            area = part.hull_area
+            solid_share = part.pixels / max(part.hull_area, 1.0)
+            local = part.contour - np.array([x, y], dtype=part.contour.dtype)
+            det = _fit(local, area, part.label, part.mask, None, detector, (h, w), (x, y),
+                       solid_share)
+            if det is not None:
+                out.append(det)
+            continue
+        contours, hier = cv2.findContours(part.mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
         holes: dict[int, float] = {}
         for i, (_, _, _, parent) in enumerate(hier[0]):
             if parent >= 0:
@@ -196,12 +394,12 @@ def detect(image: np.ndarray, detector: Detector) -> list[Detection]:
             if outer + 0.5 * len(c) < min_area:  # polygon area + half the perimeter ≈ pixel count
                 continue
             x, y, bw, bh = cv2.boundingRect(c)
-            # Pixel count (holes from noise refilled): comparable with the pixel-corner fits.
-            count = cv2.countNonZero(mask[y : y + bh, x : x + bw]) + holes.get(i, 0.0)
-            det = _fit(c, count, k, mask, objmask, detector, (h, w))
+            # Pixel count (holes refilled): comparable with the pixel-corner fits.
+            count = cv2.countNonZero(part.mask[y : y + bh, x : x + bw]) + holes.get(i, 0.0)
+            det = _fit(c, count, part.label, part.mask, part.shared, detector, (h, w))
             if det is not None:
                 out.append(det)
-    for d in out:  # back to fractions of the original image
+    for d in out:  # back to fractions of the image
         d.x, d.y = d.x / w, d.y / h
     out.sort(key=lambda d: -d.area)
     return out
@@ -215,6 +413,8 @@ def _fit(
     objmask: np.ndarray | None,
     detector: Detector,
     hw: tuple[int, int],
+    origin: tuple[int, int] = (0, 0),
+    solid_share: float = 1.0,
 ) -> Detection | None:
     """Classify one component by which enclosing shape it fills best, and place its centre.
 
@@ -226,16 +426,22 @@ def _fit(
     h, w = hw
     hull = cv2.convexHull(contour)
     hull_area = cv2.contourArea(hull) + cv2.arcLength(hull, True) / 2 + 1
-    solidity = area / hull_area
+    # For a region replaced by its hull (`area` is the hull's), `solid_share` says how much of
+    # the hull its foreground really fills: ragged artefacts (JPEG ringing, texture) fail here.
+    solidity = area / hull_area * solid_share
     if solidity < cfg.min_solidity:
         return None
     (ccx, ccy), r = cv2.minEnclosingCircle(hull)
     r += 0.5
     rect = cv2.minAreaRect(hull)
     rect = (rect[0], (rect[1][0] + 1, rect[1][1] + 1), rect[2])
+    rect_fill = area / (rect[1][0] * rect[1][1])
+    # A disk or ellipse fills pi/4 of its minimum-area rectangle; the ratio to that is ~1 for
+    # an ellipse of any proportion and orientation, 4/pi for a square, ~0.64 for a triangle.
+    ellipse = rect_fill / (math.pi / 4)
     fits = {
-        "circle": area / (math.pi * r * r),
-        "square": area / (rect[1][0] * rect[1][1]),
+        "circle": min(ellipse, 1.0 / ellipse),
+        "square": rect_fill,
         "triangle": 0.0,
     }
     margin = cfg.occlusion_margin_px
@@ -261,21 +467,16 @@ def _fit(
     fit = fits[shape]
     if fit < cfg.min_fit:
         shape = "unknown"
-    if shape == "circle":
-        cx, cy = ccx, ccy
-    elif shape == "square":
-        cx, cy = rect[0]
-    elif shape == "triangle" and occluded:
-        cx, cy = tri.mean(axis=0)  # the centroid, where the renderer centres triangles
-    else:  # fully visible triangle or unknown: the pixel centroid (unbiased, unlike the fit's)
-        x, y, bw, bh = cv2.boundingRect(contour)
-        mom = cv2.moments(mask[y : y + bh, x : x + bw], binaryImage=True)
-        cx, cy = x + mom["m10"] / mom["m00"], y + mom["m01"] / mom["m00"]
+    # Which point stands for the object: the config's position convention (scoring/position.py).
+    comp = Component(shape, contour, mask, (ccx, ccy), rect, tri, bool(occluded))
+    cx, cy = object_position(comp, cfg.position)
     return Detection(
         shape=shape,
         color=detector.colors[k - 1],
-        x=float(cx) + 0.5,  # pixel index -> continuous coordinate (pixel i centre is i + 0.5)
-        y=float(cy) + 0.5,
+        # `contour` and `mask` are in a crop whose pixel (0, 0) is image pixel `origin`; pixel
+        # index -> continuous coordinate (pixel i's centre is i + 0.5).
+        x=float(cx) + origin[0] + 0.5,
+        y=float(cy) + origin[1] + 0.5,
         area=area / (h * w),
         fit=float(min(fit, 1.0)),
         solidity=float(min(solidity, 1.0)),

@@ -13,11 +13,90 @@ from relbench.scoring.judge import ScoreResult, score_image
 
 
 class ImageReadError(ValueError):
-    """A file that cannot be scored (missing, empty, corrupt, grayscale)."""
+    """A file that cannot be scored (missing, empty, corrupt, grayscale, too large)."""
+
+
+MAX_PIXELS = 40_000_000
+"""Default cap on width × height of an image to score (a 6324 px square), checked from the file
+header before anything is decoded: a few-MB PNG can declare 20000 × 20000 pixels and take GBs
+to decode. Pass `max_pixels` (CLI `relbench score --max-pixels`) to change it; 0 means no cap."""
+
+
+def image_size(data_or_path: bytes | str | Path, name: str) -> tuple[int, int]:
+    """(width, height) read from an image's header only (no pixel is decoded). For an image so
+    large that PIL refuses even to open it, (pixels, 1) from PIL's message."""
+    import io
+    import warnings
+
+    if isinstance(data_or_path, bytes):
+        fast = _header_size(data_or_path)
+        if fast is not None:
+            return fast
+
+    from PIL import Image, UnidentifiedImageError
+
+    src = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's own bomb warning: the cap below decides
+            with Image.open(src) as im:
+                return im.size
+    except Image.DecompressionBombError as e:  # PIL's own cap is far above any sane one
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        return (int(found.group(1)) if found else 1 << 31, 1)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ImageReadError(f"{name}: corrupt or unsupported image") from None
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG or baseline/progressive JPEG from its first bytes, without PIL
+    (whose plugin probing costs more than decoding a small PNG); None when the header is not
+    one of these or not plainly readable (PIL then decides)."""
+    import struct
+
+    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, min(len(data), 1 << 20)
+    while i + 9 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _JPEG_SOF:
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return (w, h)
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+    return None
+
+
+def check_pixels(size: tuple[int, int], name: str, max_pixels: int | None) -> None:
+    """Refuse an image whose header declares more than `max_pixels` pixels."""
+    cap = MAX_PIXELS if max_pixels is None else max_pixels
+    w, h = size
+    if cap and w * h > cap:
+        dims = f" ({w}x{h})" if h > 1 else ""
+        raise ImageReadError(
+            f"{name}: image has {w * h} pixels{dims}, over the limit of {cap} "
+            "(relbench score --max-pixels changes it)"
+        )
 
 
 def decode_image(
-    data: bytes, name: str = "<bytes>", background: tuple[int, int, int] = BACKGROUND_RGB
+    data: bytes, name: str = "<bytes>", background: tuple[int, int, int] = BACKGROUND_RGB,
+    *, max_pixels: int | None = None,
 ) -> np.ndarray:
     """Encoded image bytes -> (H, W, 3) uint8 RGB.
 
@@ -28,23 +107,51 @@ def decode_image(
     """
     if not data:
         raise ImageReadError(f"{name}: empty file")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageReadError(f"{name}: corrupt or unsupported image")
+    check_pixels(image_size(data, name), name, max_pixels)
+    _check_complete(data[:2], data[-64:], name)
+    img = _decode(lambda: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), name)
     return _normalise(img, name, background)
 
 
-def read_image(path: str | Path, background: tuple[int, int, int] = BACKGROUND_RGB) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB (see `decode_image` for the conversions)."""
+def read_image(
+    path: str | Path, background: tuple[int, int, int] = BACKGROUND_RGB,
+    *, max_pixels: int | None = None, name: str | None = None,
+) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB (see `decode_image` for the conversions).
+
+    The header is read first and an image over `max_pixels` (default MAX_PIXELS) is refused
+    before decoding. `name` is how errors call the file (default the path)."""
     path = Path(path)
+    name = str(path) if name is None else name
     if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
+        raise ImageReadError(f"{name}: no such file")
     if path.stat().st_size == 0:
-        raise ImageReadError(f"{path}: empty file")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        raise ImageReadError(f"{name}: empty file")
+    check_pixels(image_size(str(path), name), name, max_pixels)
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(max(0, path.stat().st_size - 64))
+        _check_complete(head, f.read(), name)
+    img = _decode(lambda: cv2.imread(str(path), cv2.IMREAD_UNCHANGED), name)
+    return _normalise(img, name, background)
+
+
+def _check_complete(head: bytes, tail: bytes, name: str) -> None:
+    """Refuse a JPEG without its end-of-image marker: OpenCV decodes a truncated JPEG with a
+    warning and fills the missing part grey, which would score as a model failure."""
+    if head == b"\xff\xd8" and b"\xff\xd9" not in tail:
+        raise ImageReadError(f"{name}: truncated JPEG (no end-of-image marker)")
+
+
+def _decode(decode, name: str) -> np.ndarray:
+    """Run an OpenCV decode; a None result or a cv2.error (e.g. its own pixel limit) is corrupt."""
+    try:
+        img = decode()
+    except cv2.error as e:
+        raise ImageReadError(f"{name}: cannot decode ({str(e).strip().splitlines()[-1]})") from None
     if img is None:
-        raise ImageReadError(f"{path}: corrupt or unsupported image")
-    return _normalise(img, str(path), background)
+        raise ImageReadError(f"{name}: corrupt or unsupported image")
+    return img
 
 
 def score_file(path: str | Path, spec: RelationSpec, detector: Detector) -> ScoreResult:

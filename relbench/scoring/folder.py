@@ -15,12 +15,11 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from relbench.scene import RelationSpec
+from relbench.safety import check_spec
+from relbench.scene import BACKGROUND_RGB, RelationSpec
 from relbench.scoring.config import DetectorConfig
 from relbench.scoring.detect import Detector
 from relbench.scoring.files import read_image
-from relbench.scoring.judge import score_image
-from relbench.scoring.metrics import summarize
 
 METADATA = "metadata.jsonl"
 SCORES = "scores.jsonl"
@@ -31,15 +30,25 @@ RESULT_FIELDS = (
 
 
 def read_metadata(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(line number, row or None, error or None) for every non-blank line of a metadata file."""
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
+    """(line number, row or None, error or None) for every non-blank line of a metadata file.
+
+    Streams the file (memory flat in its length); a line that is not UTF-8 or not JSON is that
+    line's error, never the whole file's."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield n, None, (f"{path.name} line {n}: not UTF-8 (byte {raw[e.start]:#04x} "
+                                f"at column {e.start + 1})")
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield n, None, f"{path.name} line {n}: invalid JSON ({e.msg})"
+            except (json.JSONDecodeError, RecursionError) as e:
+                msg = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+                yield n, None, f"{path.name} line {n}: invalid JSON ({msg})"
                 continue
             if not isinstance(row, dict):
                 kind = type(row).__name__
@@ -53,7 +62,7 @@ def row_spec(row: dict[str, Any]) -> RelationSpec:
     if row.get("spec") is not None:
         if not isinstance(row["spec"], dict):
             raise ValueError(f"spec must be an object, got {row['spec']!r}")
-        return RelationSpec.from_dict(row["spec"])
+        return check_spec(RelationSpec.from_dict(row["spec"]))
     prompt = row.get("prompt")
     if prompt is None:
         raise ValueError("row has neither 'prompt' nor 'spec'")
@@ -64,8 +73,15 @@ def row_spec(row: dict[str, Any]) -> RelationSpec:
     return parse_prompt(prompt)
 
 
-def score_row(row: dict[str, Any], root: Path, detector: Detector) -> dict[str, Any]:
-    """The output row for one metadata row (never raises for a bad row: it gets an `error`)."""
+def score_row(
+    row: dict[str, Any], root: Path, detector: Detector, *, max_pixels: int | None = None
+) -> dict[str, Any]:
+    """The output row for one metadata row (never raises for a bad row: it gets an `error`).
+
+    `file` must stay inside `root` (symlinks followed); images over `max_pixels` are refused
+    from their header (see `relbench.scoring.files.MAX_PIXELS`)."""
+    from relbench.safety import path_inside
+
     out = dict(row)
     try:
         spec = row_spec(row)
@@ -74,10 +90,18 @@ def score_row(row: dict[str, Any], root: Path, detector: Detector) -> dict[str, 
         file = row.get("file")
         if not isinstance(file, str) or not file:
             raise ValueError("row has no 'file'")
-        image = read_image(root / file, detector.config.background)
-        out.update(score_image(image, spec, detector).to_dict())
+        path = path_inside(root, file)
+        # A third-party Scorer (relbench.scoring.api) has no detector config: default background.
+        bg = detector.config.background if isinstance(detector, Detector) else BACKGROUND_RGB
+        image = read_image(path, bg, max_pixels=max_pixels, name=file)
+        out.update(detector.score(image, spec).to_dict())
     except ValueError as e:  # ImageReadError, PromptParseError and malformed specs are ValueErrors
         return error_row(out, str(e))
+    except (MemoryError, RecursionError):
+        return error_row(out, "image too large or too complex to score")
+    except Exception as e:  # noqa: BLE001 - one bad row (wrong types, decoder errors) ends no batch
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        return error_row(out, f"cannot score this row ({type(e).__name__}: {first})")
     return out
 
 
@@ -97,53 +121,135 @@ def score_folder(
     *,
     workers: int = 1,
     progress: bool = True,
+    max_pixels: int | None = None,
 ) -> dict[str, Any]:
     """Score `root/metadata.jsonl` into `out_path` (default `root/scores.jsonl`); returns the
-    summary. Rows are written and flushed as they are scored (a killed run keeps them); the
-    output is rewritten from scratch on each run."""
+    summary. Rows are streamed: read, scored, written and flushed one by one (memory flat in
+    the number of rows; a killed run keeps what it wrote); the output is rewritten from scratch
+    on each run. Every failure of one row is that row's `error`, with its metadata line."""
+    from relbench.safety import json_line, path_inside
+
     root = Path(root)
     meta = root / METADATA
     if not meta.is_file():
         raise FileNotFoundError(f"{meta} not found: a score folder needs a {METADATA}")
+    path_inside(root, METADATA)  # a metadata.jsonl symlinked out of the folder is refused
     out_path = Path(out_path) if out_path is not None else root / SCORES
-    items = list(read_metadata(meta))
-    rows: list[dict[str, Any]] = []
+    if out_path.resolve() == meta.resolve():
+        raise ValueError(f"--out {out_path} is the input {METADATA}; choose another file")
+    if out_path.is_dir():
+        raise ValueError(f"--out {out_path} is a directory; give a file name")
+    tally = RowTally()
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(items), disable=not progress, unit="img", desc="score")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_path, "w", encoding="utf-8") as f:
-        for row in _scored(items, root, detector, workers):
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            rows.append(row)
-            bar.update(1)
-        os.fsync(f.fileno())
-    bar.close()
-    summary = summarize(rows)
+    bar = tqdm(total=_count_lines(meta) if progress else None, disable=not progress, unit="img",
+               desc="score")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(out_path, "w", encoding="utf-8") as f:
+            for row in _scored(read_metadata(meta), root, detector, workers, max_pixels):
+                f.write(json_line(row))
+                f.flush()
+                tally.add(row)
+                bar.update(1)
+            os.fsync(f.fileno())
+    except OSError as e:  # disk full, read-only target, permission: a clear one-line error
+        raise OSError(
+            f"cannot write {out_path}: {e.strerror or e} ({tally.n} rows written)") from None
+    finally:
+        bar.close()
+    summary = tally.summary()
     summary["detector"] = detector.describe()
     summary["scores"] = str(out_path)
     return summary
 
 
-def _scored(items, root: Path, detector: Detector, workers: int) -> Iterator[dict[str, Any]]:
+class RowTally:
+    """`metrics.summarize` computed one row at a time, so a summary needs no list of rows."""
+
+    def __init__(self) -> None:
+        from relbench.scoring.metrics import METRIC_FIELDS
+
+        self.fields = METRIC_FIELDS
+        self.n = 0
+        self.sums = {f: [0, 0] for f in ("correct", *METRIC_FIELDS)}  # field -> [true, seen]
+        self.by_rel: dict[str, list[int]] = {}
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.n += 1
+        if row.get("correct") is None:
+            return
+        for f, acc in self.sums.items():
+            v = row.get(f)
+            if v is not None:
+                acc[0] += bool(v)
+                acc[1] += 1
+        spec = row.get("spec")
+        rel = row.get("relation") or (spec.get("relation") if isinstance(spec, dict) else None)
+        if isinstance(rel, str):
+            acc = self.by_rel.setdefault(rel, [0, 0])
+            acc[0] += bool(row["correct"])
+            acc[1] += 1
+
+    def summary(self) -> dict[str, Any]:
+        from relbench.scene import RELATIONS
+
+        def mean(acc: list[int]) -> float | None:
+            return acc[0] / acc[1] if acc[1] else None
+
+        scored = self.sums["correct"][1]
+        out: dict[str, Any] = {"n": self.n, "n_scored": scored, "n_unscorable": self.n - scored,
+                               "overall": mean(self.sums["correct"])}
+        for f in self.fields:
+            out[f] = mean(self.sums[f])
+        order = {r: i for i, r in enumerate(RELATIONS)}
+        out["per_relation"] = {
+            k: mean(v) for k, v in sorted(self.by_rel.items(), key=lambda kv: order.get(kv[0], 99))
+        }
+        return out
+
+
+def _count_lines(path: Path) -> int:
+    """Non-blank lines of a file, for the progress bar (streamed)."""
+    with open(path, "rb") as f:
+        return sum(1 for raw in f if raw.strip())
+
+
+_CHUNK = 256
+"""Rows handed to the worker pool at a time: bounds memory whatever the file's length."""
+
+
+def _scored(items, root: Path, detector: Detector, workers: int,
+            max_pixels: int | None = None) -> Iterator[dict[str, Any]]:
     if workers <= 1:
         for item in items:
-            yield _score_item(item, root, detector)
+            yield _score_item(item, root, detector, max_pixels)
         return
+    import itertools
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(
         workers, initializer=_init_worker, initargs=(detector.config.model_dump(mode="json"),)
     ) as pool:
-        yield from pool.imap(_worker_item, [(item, str(root)) for item in items], chunksize=16)
+        items = iter(items)
+        while chunk := list(itertools.islice(items, _CHUNK)):
+            args = [(item, str(root), max_pixels) for item in chunk]
+            yield from pool.imap(_worker_item, args, chunksize=16)
 
 
-def _score_item(item, root: Path, detector: Detector) -> dict[str, Any]:
+def _score_item(
+    item, root: Path, detector: Detector, max_pixels: int | None = None
+) -> dict[str, Any]:
     n, row, err = item
     if row is None:
         return error_row({"line": n}, err)
-    return score_row(row, root, detector)
+    try:
+        out = score_row(row, root, detector, max_pixels=max_pixels)
+    except Exception as e:  # noqa: BLE001 - the last guard: a row never ends the run
+        out = error_row(dict(row), f"cannot score this row ({type(e).__name__}: {e})")
+    if out.get("error") is not None and not str(out["error"]).startswith(f"{METADATA} line "):
+        out["error"] = f"{METADATA} line {n}: {out['error']}"
+    return out
 
 
 _WORKER_DETECTOR: Detector | None = None
@@ -155,6 +261,6 @@ def _init_worker(cfg: dict) -> None:
 
 
 def _worker_item(args) -> dict[str, Any]:
-    item, root = args
+    item, root, max_pixels = args
     assert _WORKER_DETECTOR is not None
-    return _score_item(item, Path(root), _WORKER_DETECTOR)
+    return _score_item(item, Path(root), _WORKER_DETECTOR, max_pixels)

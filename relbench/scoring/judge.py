@@ -71,7 +71,7 @@ def judge(dets: list[Detection], spec: RelationSpec) -> ScoreResult:
         missing = _words(subj) if not s_cands else _words(ref)
         if s_cands and r_cands:  # both match only the same single detection
             missing = f"two objects ({_words(subj)}, {_words(ref)})"
-        found = ", ".join(d.words() for d in dets) or "nothing"
+        found = ", ".join(d.where() for d in dets) or "nothing"
         reason = f"expected {expected}; no {missing} found (detected: {found})"
         return ScoreResult(False, False, False, shape_ok, color_ok, False, False, None, None,
                            None, reason, dets)
@@ -90,7 +90,7 @@ def judge(dets: list[Detection], spec: RelationSpec) -> ScoreResult:
     if not unique:
         reason = (f"expected {expected}; ambiguous binding: {len(s_cands)} match {_words(subj)}, "
                   f"{len(r_cands)} match {_words(ref)} (detected: "
-                  f"{', '.join(d.words() for d in dets)})")
+                  f"{', '.join(d.where() for d in dets)})")
     elif strict:
         reason = f"found {expected} {offs}"
     elif found is None:

@@ -16,6 +16,7 @@ from typing import Callable, Sequence, TypeVar, Union
 
 import numpy as np
 
+from relbench.extensions import Extension
 from relbench.scene import did_you_mean
 from relbench.suites.grammar import analyse_prompt, format_prompt
 from relbench.suites.phrases import CANONICAL_PHRASE
@@ -43,6 +44,9 @@ class Perturbation:
     version: str
     description: str
     fn: PerturbFn
+    extension: dict | None = None
+    """The package and version that registered it (`relbench.perturbations` entry point);
+    None for relbench's own."""
 
     def __call__(self, prompt: SuitePrompt, rng: Rng) -> SuitePrompt:
         out = self.fn(prompt, rng)
@@ -72,15 +76,40 @@ def perturbation(name: str, version: str = "1") -> Callable[[PerturbFn], Perturb
 
 
 def get_perturbation(name: str) -> Perturbation:
-    """A registered perturbation; ValueError with a suggestion for an unknown name."""
+    """A registered perturbation, or one an installed package registers under the
+    `relbench.perturbations` entry point (loaded on first use); ValueError with a suggestion for
+    an unknown name."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown perturbation {name!r}{did_you_mean(name, _REGISTRY)}")
+        from relbench import extensions
+
+        ext = extensions.find(extensions.PERTURBATIONS, name)
+        if ext is None:
+            known = list_perturbations()
+            raise ValueError(f"unknown perturbation {name!r}{did_you_mean(name, known)}")
+        _REGISTRY[name] = _external(ext.load(), name, ext)
     return _REGISTRY[name]
 
 
+def _external(obj: object, name: str, ext: Extension) -> Perturbation:
+    """A third-party perturbation: a `Perturbation`, or a function (prompt, rng) -> prompt whose
+    `version` attribute (default: its package's version) is bumped when its output changes."""
+    if isinstance(obj, Perturbation):
+        return replace(obj, name=name, extension=ext.provenance())
+    if not callable(obj):
+        raise ValueError(f"perturbation {name!r} from package {ext.package} is neither a "
+                         "Perturbation nor a function (prompt, rng) -> prompt")
+    doc = (obj.__doc__ or "").strip().splitlines()
+    version = str(getattr(obj, "version", None) or ext.version or "0")
+    return Perturbation(name, version, doc[0] if doc else "", obj, ext.provenance())
+
+
 def list_perturbations() -> list[str]:
-    """Names of the registered perturbations, in registration order."""
-    return list(_REGISTRY)
+    """Names of the registered perturbations, in registration order, then those installed
+    packages register (not loaded)."""
+    from relbench import extensions
+
+    installed = extensions.names(extensions.PERTURBATIONS)
+    return list(_REGISTRY) + [n for n in installed if n not in _REGISTRY]
 
 
 def perturb_suite(suite: Suite, name: str, seed: int = 0) -> Suite:

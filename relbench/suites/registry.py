@@ -292,7 +292,11 @@ def _user_prompt(row: object, name: str, i: int) -> SuitePrompt:
         raise ValueError("missing 'prompt' (a string)")
     parsed = None
     if row.get("spec") is not None:
-        spec = RelationSpec.from_dict(row["spec"])
+        from relbench.safety import check_spec
+
+        if not isinstance(row["spec"], dict):
+            raise ValueError(f"spec must be an object, got {type(row['spec']).__name__}")
+        spec = check_spec(RelationSpec.from_dict(row["spec"]))  # unknown words fail at load
     else:
         parsed = analyse_prompt(text)  # PromptParseError is a ValueError
         spec = parsed.spec

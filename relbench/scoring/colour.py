@@ -1,0 +1,94 @@
+"""Colour names as regions of CIE LCh, and the pixel lookup table built from them.
+
+A name covers a hue interval (chromatic names, above a minimum chroma) or a low-chroma
+lightness interval (black, white); the palette defines regions, not points, so the shades a
+person still calls "blue" (navy to sky blue) get that name and shading that only changes
+lightness keeps it. Pixels outside every region (grays, low-chroma shadows) get label 0.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from relbench.scoring.config import ColourRegion, DetectorConfig
+
+UNNAMED = 0
+
+
+def rgb_to_lch(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) RGB 0..255 -> (..., 3) CIE L*, C*, h (degrees 0..360), D65."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    lab = cv2.cvtColor((rgb / 255.0).reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1])) % 360.0
+    return np.stack([lab[:, 0], chroma, hue], axis=1).reshape(rgb.shape)
+
+
+def in_region(lch: np.ndarray, region: ColourRegion) -> np.ndarray:
+    """Boolean (...,) : which LCh triples lie in `region`."""
+    L, C, h = lch[..., 0], lch[..., 1], lch[..., 2]
+    lo, hi = region.lightness
+    ok = (L >= lo) & (L <= hi) & (C >= region.min_chroma) & (C < region.max_chroma)
+    if region.hue is not None:
+        a, b = region.hue
+        ok &= ((h >= a) & (h < b)) if a <= b else ((h >= a) | (h < b))
+    return ok
+
+
+def name_labels(lch: np.ndarray, config: DetectorConfig) -> np.ndarray:
+    """uint8 labels (...,): i + 1 for the first colour region (config order) holding the pixel,
+    0 for none."""
+    out = np.zeros(lch.shape[:-1], dtype=np.uint8)
+    for i, region in enumerate(config.colours.values()):
+        hit = in_region(lch, region) & (out == UNNAMED)
+        out[hit] = i + 1
+    return out
+
+
+def name_of(rgb: tuple[int, int, int], config: DetectorConfig) -> str | None:
+    """The colour name of one RGB triple, or None (e.g. a gray)."""
+    label = int(name_labels(rgb_to_lch(np.asarray([rgb], np.float32)), config)[0])
+    return None if label == UNNAMED else config.palette[label - 1]
+
+
+def grid_levels(bits: int) -> np.ndarray:
+    """The 2^bits RGB levels (cell centres) a table of `bits` bits per channel stands for."""
+    step = 1 << (8 - bits)
+    return np.arange(1 << bits, dtype=np.float32) * step + (step - 1) / 2
+
+
+def grid_lab(bits: int) -> np.ndarray:
+    """(2^(3·bits), 3) float32 CIELAB of the table's grid, indexed like `pack`."""
+    levels = grid_levels(bits)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+    return cv2.cvtColor((grid / 255.0).reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
+
+
+def build_lut(config: DetectorConfig) -> np.ndarray:
+    """The 2^(3·lut_bits)-entry name table, indexed by `pack`: names computed at each grid cell's
+    centre colour."""
+    levels = grid_levels(config.lut_bits)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+    return name_labels(rgb_to_lch(grid), config)
+
+
+def expand(table: np.ndarray, bits: int) -> np.ndarray:
+    """A 2^(3·bits) grid table (indexed [R, G, B] row-major) as the 2^24-entry table that
+    `lookup` indexes by a whole pixel."""
+    n, step = 1 << bits, 1 << (8 - bits)
+    cube = table.reshape(n, n, n)
+    for axis in range(3):
+        cube = cube.repeat(step, axis=axis)
+    return np.ascontiguousarray(cube.transpose(2, 1, 0)).ravel()
+
+
+def packed(image: np.ndarray) -> np.ndarray:
+    """(H, W) int32 of an (H, W, 3) uint8 RGB image: each pixel's `lookup` index."""
+    # RGBA as little-endian int32 is (255 << 24 | B << 16 | G << 8 | R) - 2**32 = BGR - 2**24:
+    # a negative index that counts back from the end of a 2**24-entry table to entry BGR.
+    return cv2.cvtColor(image, cv2.COLOR_RGB2RGBA).view(np.int32)[..., 0]
+
+
+__all__ = ["UNNAMED", "build_lut", "expand", "grid_lab", "in_region", "name_labels", "name_of",
+           "packed", "rgb_to_lch"]
