@@ -129,7 +129,7 @@ def report(n: int, seed: int, margin_px: float = 0.5) -> bool:
     head = "".join(f"{c:>16}" for c in POSITION_CONVENTIONS)
     print(f"\nposition convention × geometry, clean scenes without overlap (n = {n} per geometry;"
           f" agreement (images judged); offsets within {margin_px} px of T left out)")
-    print(f"truth = the geometry's own labels; columns = the detector's convention")
+    print("truth = the geometry's own labels; columns = the detector's convention")
     print(f"{'geometry':<10}{'labels at':>14}{head}")
     for g in GEOMETRIES:
         cells = "".join(f"{_pct(res['cross'].get((g, c)))} " for c in POSITION_CONVENTIONS)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import random
 import sys
-import time
 
 import cv2
 import numpy as np
 
 from relbench.scene import INVERSE, ObjectSpec, RelationSpec
-from relbench.scoring import decode_image, detect, judge, score_image
+from relbench.scoring import detect, judge
 from relbench.styles import STYLE_FACTORS, sample_styled
 
 SINGLE_TARGET = 0.98
@@ -98,21 +97,7 @@ def throughput(n: int, detector, seed: int, size: int, styled: bool) -> tuple[fl
         s = sample_styled(fs, seed=seed * 7919 + i, size=size)
         blobs.append(_png(s.image))
         specs.append(s.spec)
-    arrays = [np.frombuffer(b, np.uint8) for b in blobs]
-    for a in arrays[:20]:
-        cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
-    for b, sp in list(zip(blobs, specs))[:20]:
-        score_image(decode_image(b), sp, detector)
-    t_dec = t_all = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for a in arrays:
-            cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
-        t_dec = min(t_dec, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for b, sp in zip(blobs, specs):
-            score_image(decode_image(b), sp, detector)
-        t_all = min(t_all, time.perf_counter() - t0)
+    t_all, t_dec = __import__("_common").decode_vs_score(blobs, specs, detector)
     return n / t_all, t_all / t_dec
 
 

@@ -19,7 +19,6 @@ import argparse
 import math
 import random
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -30,7 +29,7 @@ from relbench.scene import (
     PAPER_CENTER_RANGE, PAPER_SIZE, INVERSE, ObjectSpec, RelationSpec, Scene, SceneObject,
     STRICT_THRESHOLD, random_scene, strict_relation,
 )
-from relbench.scoring import decode_image, detect, judge, load_detector, score_image
+from relbench.scoring import detect, judge, load_detector
 
 TARGETS = {"clean": 0.995, "overlap": 0.90}
 DEFAULT_TARGET = 0.98
@@ -141,21 +140,7 @@ def throughput(n: int, detector, seed: int) -> bool:
         img, scene = make_image("clean", rng, nrng)
         blobs.append(cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes())
         specs.append(specs_for(scene)[0])
-    arrays = [np.frombuffer(b, np.uint8) for b in blobs]
-    for a in arrays[:50]:  # warm-up
-        cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
-    # Best of 5 interleaved rounds of each: the machine is shared, and the minimum is the
-    # least disturbed measurement of both; the ratio compares rounds taken side by side.
-    t_dec = t_all = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for a in arrays:
-            cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
-        t_dec = min(t_dec, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for b, s in zip(blobs, specs):
-            score_image(decode_image(b), s, detector)
-        t_all = min(t_all, time.perf_counter() - t0)
+    t_all, t_dec = __import__("_common").decode_vs_score(blobs, specs, detector)
     rate, ratio = n / t_all, t_all / t_dec
     print(f"\nthroughput (128 px PNG, 1 process): decode+score {rate:,.0f} img/s, "
           f"decode alone {n / t_dec:,.0f} img/s, ratio {ratio:.2f}x "

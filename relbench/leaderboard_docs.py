@@ -219,9 +219,15 @@ def value(doc: Doc, args: Mapping[str, str]) -> str:
     return _f(v, int(args.get("digits", 3))) if isinstance(v, float) else str(v)
 
 
+def scorer(doc: Doc, args: Mapping[str, str]) -> str:
+    """The scorer every run on the board was scored with: name, version, config hash."""
+    s = doc["scorer"]
+    return f"`{s['scorer']}` v{s['scorer_version']} (config {str(s['scorer_config_hash'])[:12]})"
+
+
 REGIONS: dict[str, Callable[[Doc, Mapping[str, str]], str]] = {
     "headline": headline, "models": models, "suites": suites, "robustness": robustness,
-    "cards": cards, "chance-example": chance_example, "value": value,
+    "cards": cards, "chance-example": chance_example, "value": value, "scorer": scorer,
 }
 
 

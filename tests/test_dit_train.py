@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from relbench.dit import CheckpointError, TrainConfig, Trainer, load_encoder, load_pipeline
+from relbench.dit import CheckpointError, TrainConfig, Trainer, load_pipeline
 from relbench.dit.autoencoder import AutoencoderConfig, train_autoencoder
 from relbench.dit.train import latest_checkpoint
 

@@ -219,6 +219,17 @@ def test_second_writer_fails_at_once(tmp_path):
     run_eval(EvalConfig("oracle", f"file:{_prompts(tmp_path)}", seeds=[0]), out, progress=False)
 
 
+def test_second_eval_command_exits_2_with_a_clear_message(tmp_path):
+    from relbench.cli import app
+
+    out = tmp_path / "run"
+    with DirLock(out):
+        result = CliRunner().invoke(app, ["eval", "--model", "oracle", "--out", str(out), "--quiet",
+                                          "--suite", f"file:{_prompts(tmp_path)}"])
+    assert result.exit_code == 2
+    assert "in use by another relbench process" in result.output
+
+
 def test_resume_repairs_duplicate_rows(tmp_path):
     cfg = EvalConfig("chance", f"file:{_prompts(tmp_path)}", seeds=[0, 1])
     out = tmp_path / "run"

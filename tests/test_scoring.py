@@ -20,7 +20,6 @@ from relbench.scoring import (
     ImageReadError,
     decode_image,
     detect,
-    judge,
     load_detector,
     read_image,
     score_file,

@@ -89,6 +89,13 @@ def _strip_coords(h: int, w: int, bw: int, keep: int) -> tuple[np.ndarray, np.nd
     return u, v, stride
 
 
+@lru_cache(maxsize=16)
+def _strip_basis(h: int, w: int, bw: int, keep: int, degree: int) -> np.ndarray:
+    """The polynomial basis (N, K) at `_strip_coords`' samples."""
+    u, v, _ = _strip_coords(h, w, bw, keep)
+    return _basis(u, v, degree)
+
+
 def _strip(a: np.ndarray, bw: int) -> np.ndarray:
     """(N, C) the values of an (H, W, C) array in a border strip `bw` pixels wide."""
     c = a.shape[-1]
@@ -96,13 +103,20 @@ def _strip(a: np.ndarray, bw: int) -> np.ndarray:
                            a[bw:-bw, :bw].reshape(-1, c), a[bw:-bw, -bw:].reshape(-1, c)])
 
 
+_SAMPLES = 384  # border samples a fit uses: plenty for six coefficients and a spread
+
+
+def _strip_width(h: int, w: int, frac: float) -> int:
+    return max(1, min(int(round(frac * min(h, w))), min(h, w) // 4))
+
+
 def border_samples(
-    lab: np.ndarray, frac: float, max_samples: int = 512
+    lab: np.ndarray, frac: float, max_samples: int = _SAMPLES
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(u, v, lab) of about `max_samples` pixels spread over a border strip `frac` of the side
     wide (at least 1 px); u, v in -0.5..0.5 from the image centre."""
     h, w = lab.shape[:2]
-    bw = max(1, min(int(round(frac * min(h, w))), min(h, w) // 4))
+    bw = _strip_width(h, w, frac)
     u, v, stride = _strip_coords(h, w, bw, max_samples)
     samples = _strip(lab, bw)[::stride].astype(np.float32)
     if lab.dtype == np.uint8:  # OpenCV's 8-bit Lab -> L* 0..100, a*, b*
@@ -114,7 +128,7 @@ def border_samples(
 def fit_background(lab: np.ndarray, *, frac: float, degree: int, outlier_k: float) -> Background:
     """Fit the border of an (H, W, 3) CIELAB image: float L* 0..100, or OpenCV's 8-bit Lab."""
     u, v, samples = border_samples(lab, frac)
-    resid = _norm(samples - np.median(samples, axis=0))
+    resid = _norm(samples - _median(samples))
     keep = _inliers(resid, outlier_k)
     centre = samples[keep].mean(axis=0)
     resid = _norm(samples - centre)
@@ -124,14 +138,15 @@ def fit_background(lab: np.ndarray, *, frac: float, degree: int, outlier_k: floa
     # no surface: the common case of rendered and many generated images, and the fast one.
     flat = np.count_nonzero(resid[keep] < _FLAT_DELTA_E) >= 0.95 * np.count_nonzero(keep)
     if degree > 0 and not flat and np.count_nonzero(keep) > 6 * _N_COEF[degree]:
-        basis = _basis(u, v, degree)  # (N, K)
+        h, w = lab.shape[:2]
+        basis = _strip_basis(h, w, _strip_width(h, w, frac), _SAMPLES, degree)  # (N, K)
         for _ in range(2):
             bk = basis[keep]  # least squares by the normal equations: K is at most 6
             ok, sol = cv2.solve(bk.T @ bk, bk.T @ samples[keep], flags=cv2.DECOMP_LU)  # (K, 3)
             resid = _norm(samples - basis @ sol)
             keep = _inliers(resid, outlier_k)
         coef = sol.T.astype(np.float32)
-    sigma = _MAD_TO_SIGMA * float(np.median(resid[keep])) if keep.any() else 0.0
+    sigma = _MAD_TO_SIGMA * float(_median(resid[keep])) if keep.any() else 0.0
     return Background(coef=coef, degree=degree, sigma=max(sigma, _MIN_SIGMA) if sigma else 0.0)
 
 
@@ -143,8 +158,15 @@ def _norm(d: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("nc,nc->n", d, d))
 
 
+def _median(a: np.ndarray) -> np.ndarray:
+    """The (upper) median along the first axis, by one partition (np.median's overhead is
+    larger than the work on a few hundred samples)."""
+    k = len(a) // 2
+    return np.partition(a, k, axis=0)[k]
+
+
 def _inliers(resid: np.ndarray, k: float) -> np.ndarray:
-    scale = _MAD_TO_SIGMA * np.median(resid)
+    scale = _MAD_TO_SIGMA * _median(resid)
     return resid <= max(k * scale, 3.0)
 
 

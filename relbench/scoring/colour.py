@@ -75,12 +75,11 @@ def build_lut(config: DetectorConfig) -> np.ndarray:
 
 def expand(table: np.ndarray, bits: int) -> np.ndarray:
     """A 2^(3·bits) grid table (indexed [R, G, B] row-major) as the 2^24-entry table that
-    `lookup` indexes by a whole pixel."""
+    `lookup` indexes by a whole pixel (B << 16 | G << 8 | R): one broadcast copy."""
     n, step = 1 << bits, 1 << (8 - bits)
-    cube = table.reshape(n, n, n)
-    for axis in range(3):
-        cube = cube.repeat(step, axis=axis)
-    return np.ascontiguousarray(cube.transpose(2, 1, 0)).ravel()
+    cube = table.reshape(n, n, n).transpose(2, 1, 0)  # [B, G, R], a view
+    full = np.broadcast_to(cube[:, None, :, None, :, None], (n, step, n, step, n, step))
+    return full.reshape(-1)  # the one copy: 2^24 entries
 
 
 def packed(image: np.ndarray) -> np.ndarray:

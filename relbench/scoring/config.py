@@ -5,12 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator,
+)
 
 from relbench.resources import detectors_dir
-from relbench.scene import POSITION_CONVENTIONS, check_convention, did_you_mean
+from relbench.scene import check_convention, did_you_mean
+
+if TYPE_CHECKING:
+    from relbench.scoring.detect import Detector
 
 RGB = tuple[int, int, int]
 
@@ -94,6 +99,10 @@ class DetectorConfig(BaseModel):
         ge=0, le=1, description="circle/square fill above which the triangle fit is skipped"
     )
     occlusion_margin_px: int = Field(ge=0, le=64, description="occluder search distance")
+    whole_fit: float = Field(
+        gt=0, le=1.01, description="a touching object that fits a shape this well on its own is "
+        "taken as whole, not hidden"
+    )
 
     _hash: str = PrivateAttr(default="")
 
@@ -142,8 +151,14 @@ def load_detector(name_or_path: str | Path = "default") -> "Detector":
         raise FileNotFoundError(f"detector config {path} does not exist")
     try:
         cfg = DetectorConfig.model_validate(resolve_config(path))
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in e.errors(include_input=False, include_url=False)
+        )
+        raise ValueError(f"invalid detector config {path}: {problems}") from None
     except ValueError as e:
-        raise ValueError(f"invalid detector config {path}: {e}") from e
+        raise ValueError(f"invalid detector config {path}: {e}") from None
     return Detector(cfg)
 
 

@@ -22,7 +22,6 @@ Pipeline per image (thresholds in the detector config):
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -357,7 +356,10 @@ def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
             continue
         region = np.zeros((h, w), np.uint8)
         region[y : y + bh, x : x + bw] = filled
-        for k in colours:  # two colours share the region: touching or overlapping shapes
+        # Two colours share the region: touching or overlapping shapes. Pixels of neither
+        # colour (the blend where they meet, an outline between them) belong to no shape but
+        # stay in the region, so the occlusion test still sees the shapes touch.
+        for k in colours:
             own = np.zeros((h, w), np.uint8)
             own[y : y + bh, x : x + bw] = filled & (names == k)
             parts.append(_Part(own, k, region))
@@ -436,11 +438,14 @@ def _fit(
     rect = cv2.minAreaRect(hull)
     rect = (rect[0], (rect[1][0] + 1, rect[1][1] + 1), rect[2])
     rect_fill = area / (rect[1][0] * rect[1][1])
-    # A disk or ellipse fills pi/4 of its minimum-area rectangle; the ratio to that is ~1 for
-    # an ellipse of any proportion and orientation, 4/pi for a square, ~0.64 for a triangle.
-    ellipse = rect_fill / (math.pi / 4)
     fits = {
-        "circle": min(ellipse, 1.0 / ellipse),
+        # Overlap with the ellipse inscribed in the minimum-area rectangle: ~1 for a disk or an
+        # ellipse of any proportion and orientation, pi/4 for a square, ~0.6 for a triangle,
+        # rounded corners and all (an enclosing circle would call any ellipse a poor circle).
+        # A disk fills pi/4 of its rectangle, so outside CIRCLE_RECT_FILL it cannot be one and
+        # the drawing is skipped.
+        "circle": _ellipse_overlap(hull, rect)
+        if _CIRCLE_RECT_FILL[0] <= rect_fill < _CIRCLE_RECT_FILL[1] else 0.0,
         "square": rect_fill,
         "triangle": 0.0,
     }
@@ -452,7 +457,12 @@ def _fit(
         # more than the base and would bias the centroid upward.
         tri_area, tri = cv2.minEnclosingTriangle(hull)
         tri = tri.reshape(3, 2)
-        fits["triangle"] = area / tri_area if tri_area > 0 else 0.0
+        # The fill compares pixel counts with the triangle grown to pixel extents (the fit
+        # itself stays through pixel centres for the position).
+        grown = tri_area + cv2.arcLength(tri.reshape(-1, 1, 2), True) / 2 + 1
+        fits["triangle"] = area / grown if tri_area > 0 else 0.0
+    if occluded and max(fits.values()) >= cfg.whole_fit:
+        occluded = False  # it touches another object but is a whole shape on its own
     if occluded:
         # Score each fitted shape by how much of it this object *or an occluder* covers.
         box, tri_px = _px(cv2.boxPoints(rect)), _px(tri)
@@ -482,6 +492,31 @@ def _fit(
         solidity=float(min(solidity, 1.0)),
         occluded=bool(occluded),
     )
+
+
+_CIRCLE_RECT_FILL = (0.6, 0.95)
+"""Share of its minimum-area rectangle a disk or ellipse can fill, pixel effects and all."""
+
+
+def _ellipse_overlap(hull: np.ndarray, rect) -> float:
+    """Intersection over union of the filled hull and the ellipse inscribed in `rect` (a
+    rotated rectangle grown to pixel extents), both drawn on one small canvas."""
+    box = cv2.boxPoints(rect)
+    lo = np.floor(np.minimum(box.min(axis=0), hull.reshape(-1, 2).min(axis=0))) - 1
+    hi = np.ceil(np.maximum(box.max(axis=0), hull.reshape(-1, 2).max(axis=0))) + 2
+    size = (int(hi[1] - lo[1]), int(hi[0] - lo[0]))
+    shape, ellipse = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
+    cv2.fillPoly(shape, [_px(hull.reshape(-1, 2) - lo)], 1, cv2.LINE_8, _SHIFT)
+    (cx, cy), (rw, rh), angle = rect
+    f = 1 << _SHIFT
+    centre = (int(round((cx - lo[0]) * f)), int(round((cy - lo[1]) * f)))
+    # `rect` is grown to pixel extents; drawn outlines include their boundary pixels, so the
+    # ellipse is drawn through the boundary pixel centres (half a pixel in on each side).
+    axes = (int(round((rw - 1) / 2 * f)), int(round((rh - 1) / 2 * f)))
+    cv2.ellipse(ellipse, centre, axes, angle, 0, 360, 1, -1, cv2.LINE_8, _SHIFT)
+    inter = cv2.countNonZero(shape & ellipse)
+    union = cv2.countNonZero(shape | ellipse)
+    return inter / union if union else 0.0
 
 
 def _touches_other(contour: np.ndarray, mask: np.ndarray, objmask: np.ndarray, margin: int) -> bool:
