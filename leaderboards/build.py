@@ -6,8 +6,8 @@
     python leaderboards/build.py --models oracle chance rte-micro
     python leaderboards/build.py --models rtep-micro --suites core   # core and its perturbations only
 
-Each (model, suite) is one run log under `runs/<model>/<suite>/` (run.json, samples.jsonl,
-summary.json; no images), seeds 0-3: `core` with every registered perturbation, and every other
+Each (model, suite) is one run log under `runs/<model>/<suite>/` (run.json, samples.jsonl
+without per-row detections, summary.json; no images), seeds 0-3: `core` with every registered perturbation, and every other
 suite (`profile`, the OOD suites) as is. A finished run that matches the current model (name,
 args, checkpoint hash), suite, scorer and seeds is skipped; a matching run killed before its
 summary resumes; a stale one is deleted and run again (the board refuses to mix versions).
@@ -95,9 +95,24 @@ def run_model(name: str, quiet: bool, rerun: bool = False, suites: list[str] | N
             shutil.rmtree(out)
         cfg = EvalConfig(name, suite, perturbations=perts, seeds=SEEDS, detector=DETECTOR)
         summary = run_eval(cfg, out, progress=not quiet, model=model)
+        compact(out)
         print(f"{name} on {suite}: overall {summary['metrics']['overall']}")
         made += 1
     return made
+
+
+def compact(run_dir: Path) -> None:
+    """Drop the per-row `detections` from a finished board run's samples.jsonl (about 30 % of
+    its size): the board reads verdicts, found attributes and reasons, and a log without images
+    cannot be re-scored anyway. Written through a temporary file, so a kill loses nothing."""
+    path = run_dir / "samples.jsonl"
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+        for line in src:
+            row = json.loads(line)
+            row.pop("detections", None)
+            dst.write(json.dumps(row) + "\n")
+    tmp.replace(path)
 
 
 def build_board() -> dict:

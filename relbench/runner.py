@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from relbench.models import GenerationRequest, NoImage, T2IModel, load_model
+from relbench.models.api import model_sampling
 from relbench.runlog import RunInfo, git_commit, write_json_atomic
 from relbench.safety import json_line
 
@@ -160,7 +161,7 @@ def _run_eval_locked(
         model=model.describe(),
         model_geometry=geometry,
         seeds=list(cfg.seeds),
-        sampling=getattr(model, "sampling", {}),
+        sampling=model_sampling(model),
         git_commit=git_commit(),
         limit=cfg.limit,
         extensions=[e for e in (model_extension(cfg.model), scorer_provenance(cfg.scorer),
@@ -631,6 +632,7 @@ def run_report(run: RunDir) -> dict[str, Any]:
             "images_saved": sum(1 for r in rows if r.get("file")),
         },
         "metrics": metrics,
+        "provenance": (run.summary or {}).get("provenance"),
     }
 
 

@@ -114,3 +114,16 @@ def test_image_hashes_identify_what_was_drawn(fresh_run: Path, tmp_path: Path):
     img2[0, 0, 0] = 1
     assert image_sha256(img) != image_sha256(img2)
     assert images_hash([{"sample_id": "a"}]) is None
+
+
+def test_log_show_prints_the_provenance(fresh_run: Path):
+    from typer.testing import CliRunner
+
+    from relbench.cli import app
+
+    out = CliRunner().invoke(app, ["log", "show", str(fresh_run), "--plain"]).output
+    summary = json.loads((fresh_run / "summary.json").read_text())
+    prov = summary["provenance"]
+    assert f"{prov['started_utc']} → {prov['finished_utc']}" in out
+    assert f"images hash:        {prov['images_sha256']}" in out or prov["images_sha256"] in out
+    assert "numpy " in out and "git " in out

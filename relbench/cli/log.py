@@ -82,6 +82,23 @@ def _sections(report: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str],
         ("progress",
          f"{done}, {prog['unscorable']} unscorable, {prog['images_saved']} images saved"),
     ]
+    exts = run.get("extensions") or []
+    if exts:
+        facts.append(("extensions", ", ".join(
+            f"{e.get('group', '?')}:{e.get('name', '?')} ({e.get('package', '?')} "
+            f"{e.get('package_version', '?')})" for e in exts)))
+    prov = report.get("provenance") or {}
+    if prov:
+        dirty = {True: " (uncommitted changes)", False: "", None: ""}[prov.get("git_dirty")]
+        facts += [
+            ("ran (UTC)", f"{prov.get('started_utc')} → {prov.get('finished_utc')}, "
+                          f"{prov.get('wall_s', 0):.1f} s"),
+            ("source", f"relbench {prov.get('relbench_version')}, git "
+                       f"{prov.get('git_commit')}{dirty}, python {prov.get('python')}"),
+            ("packages", ", ".join(f"{k} {v}" for k, v in sorted(
+                (prov.get("packages") or {}).items()))),
+            ("images hash", str(prov.get("images_sha256"))),
+        ]
     if run.get("rescored_from"):
         src = run["rescored_from"]
         facts.append(("rescored from", f"{src.get('run_dir')} (scorer {src.get('scorer')} "

@@ -36,6 +36,12 @@ class T2IModel(Protocol):
 
     name: str
 
+    @property
+    def sampling(self) -> dict[str, Any]:
+        """The options that decide an image besides the prompt and seed (steps, guidance,
+        scheduler, dtype, size...), recorded in every run; {} for models that do not sample."""
+        ...
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[np.ndarray | NoImage]:
         """One image (or a `NoImage` saying why not) per request, in order; the same request must
         give the same image."""
@@ -44,3 +50,10 @@ class T2IModel(Protocol):
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild this model: name, arguments, checkpoint hash."""
         ...
+
+
+def model_sampling(model: Any) -> dict[str, Any]:
+    """`model.sampling` as a plain dict; {} for a third-party model written before the
+    protocol named it."""
+    sampling = getattr(model, "sampling", None)
+    return dict(sampling) if sampling else {}

@@ -27,6 +27,10 @@ class _RenderBaseline:
                 raise ValueError(f"the {self.name} baseline needs a parsed spec for {req.prompt!r}")
         return [self._image(req) for req in requests]
 
+    @property
+    def sampling(self) -> dict[str, Any]:
+        return {}  # rendered, not sampled
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "args": {"size": self.size}, "checkpoint_hash": None}
 

@@ -124,6 +124,10 @@ class FolderModel:
         except (ImageReadError, UnsafePathError) as e:
             return NoImage(f"{METADATA} line {line}: {e}")
 
+    @property
+    def sampling(self) -> dict[str, Any]:
+        return {}  # images made elsewhere: their sampling is the folder's maker's record
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
