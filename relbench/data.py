@@ -144,9 +144,17 @@ def example(
     spec = RelationSpec(
         ObjectSpec(subj.shape, subj.color), caption.relation, ObjectSpec(ref.shape, ref.color)
     )
+    return _row(index, render(scene, size, antialias=antialias, geometry=geometry), caption,
+                scene, spec)
+
+
+def _row(index: int, image: np.ndarray, caption: Caption, scene: Scene,
+         spec: RelationSpec) -> dict[str, Any]:
+    """One dataset row (the FEATURES columns) of a drawn scene and its caption."""
+    subj, ref = scene.objects[0], scene.objects[1]
     return {
         "index": int(index),
-        "image": render(scene, size, antialias=antialias, geometry=geometry),
+        "image": image,
         "caption": caption.text,
         "relation": caption.relation,
         "phrase": caption.phrase,
@@ -172,25 +180,9 @@ def _styled_example(
     styled = sample_styled(styles, int.from_bytes(hashlib.sha256(key).digest()[:8], "little"),
                            size=size)
     caption = sample_caption_parts(styled.scene, rng)
-    subj, ref = styled.scene.objects[0], styled.scene.objects[1]
-    return {
-        "index": int(index),
-        "image": styled.image,
-        "caption": caption.text,
-        "relation": caption.relation,
-        "phrase": caption.phrase,
-        "subject_shape": subj.shape,
-        "subject_color": subj.color,
-        "reference_shape": ref.shape,
-        "reference_color": ref.color,
-        "subject_x": subj.x,
-        "subject_y": subj.y,
-        "reference_x": ref.x,
-        "reference_y": ref.y,
-        "spec": styled.spec.to_dict(),
-        "scene": styled.scene.to_dict(),
-        "styles": dict(styled.factors),
-    }
+    row = _row(index, styled.image, caption, styled.scene, styled.spec)
+    row["styles"] = dict(styled.factors)
+    return row
 
 
 def encode_png(image: np.ndarray) -> bytes:
