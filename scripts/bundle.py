@@ -149,7 +149,9 @@ def _accuracy(eval_dir: Path) -> str:
     lo, hi = m["overall_ci95"]
     lines = [
         f"`relbench eval --model NAME --suite {run.get('suite')}`, seeds {run.get('seeds')}: "
-        f"{m['n_scored']} images scored ({m['n_unscorable']} unscorable).",
+        f"{m['n_scored']} images scored ({m['n_unscorable']} unscorable), scorer "
+        f"`{run.get('scorer')}` v{run.get('scorer_version')} "
+        f"(config {str(run.get('scorer_config_hash'))[:12]}).",
         "",
         "| metric | value |",
         "|---|---|",
