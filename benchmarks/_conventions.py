@@ -126,6 +126,9 @@ def report(n: int, seed: int, margin_px: float = 0.5) -> bool:
     """Print the three tables; True when the paper geometry's targets are met and the
     cross-table's diagonal (each geometry scored by its own convention) is all-correct."""
     res = run(n, seed, margin_px)
+    for c in POSITION_CONVENTIONS:
+        d = load_detector(DETECTOR_OF[c])
+        print(f"detector for {c}: {d.name} v{d.version} ({d.config_hash[:12]})")
     head = "".join(f"{c:>16}" for c in POSITION_CONVENTIONS)
     print(f"\nposition convention × geometry, clean scenes without overlap (n = {n} per geometry;"
           f" agreement (images judged); offsets within {margin_px} px of T left out)")
