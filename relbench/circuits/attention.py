@@ -394,7 +394,7 @@ class CrossAttentionProcessor:
             logits = (q.float() @ k.float().transpose(-1, -2)) * attn.scale  # (B, H, N, L)
             if attention_mask is not None:
                 logits = logits + attention_mask.float()
-            blocked = self._blocked(active, bsz, heads, length, cond, logits.device)
+            blocked = blocked_keys(self.hooks, active, bsz, heads, length, cond, logits.device)
             if blocked is not None:
                 logits = logits.masked_fill(blocked[:, :, None, :], float("-inf"))
             probs = logits.softmax(-1)
@@ -402,40 +402,13 @@ class CrossAttentionProcessor:
                 probs = probs.nan_to_num(0.0)  # a query with every key blocked reads nothing
         hooks.record(self.layer, probs[cond])
         out = probs.to(v.dtype) @ v  # (B, H, N, d)
-        zeroed = [h for iv in active if iv.kind == "zero_head" for h in iv.heads]
-        if zeroed:
-            keep = torch.ones(bsz, heads, 1, 1, dtype=out.dtype, device=out.device)
-            keep[cond, zeroed] = 0
-            out = out * keep
+        out = zero_heads(out, active, cond)
         out = out.transpose(1, 2).reshape(bsz, n, heads * d)
         out = attn.to_out[0](out)
         out = attn.to_out[1](out)
         if attn.residual_connection:
             out = out + residual
         return out / attn.rescale_output_factor
-
-    def _blocked(
-        self,
-        active: list[Intervention],
-        bsz: int,
-        heads: int,
-        length: int,
-        cond: slice,
-        device: torch.device,
-    ) -> torch.Tensor | None:
-        """(B, H, L) bool of keys to block, or None."""
-        blocks = [iv for iv in active if iv.kind in ("block_tokens", "block_text")]
-        if not blocks:
-            return None
-        out = torch.zeros(bsz, heads, length, dtype=torch.bool, device=device)
-        for iv in blocks:
-            if iv.kind == "block_text":
-                mask = torch.ones(length, dtype=torch.bool, device=device)
-            else:
-                mask = self.hooks.block_mask(iv.roles, length, device)  # (Bc, L)
-            for h in iv.heads:
-                out[cond, h] |= mask
-        return out
 
 
 # ---------------------------------------------------------------- models that can be hooked
@@ -561,6 +534,35 @@ def _dit_model(pipe: Any) -> Any:
     pipe.bf16 = bf16  # DiTModel sets the pipeline's bf16 flag; keep the caller's
     return model
 
+
+
+def blocked_keys(hooks: Any, active: list[Intervention], bsz: int, heads: int, length: int,
+                 cond: slice, device: torch.device) -> torch.Tensor | None:
+    """(B, H, L) bool: the text keys each head's queries may not read under the active
+    `block_tokens` / `block_text` interventions (conditional rows only), or None."""
+    blocks = [iv for iv in active if iv.kind in ("block_tokens", "block_text")]
+    if not blocks:
+        return None
+    out = torch.zeros(bsz, heads, length, dtype=torch.bool, device=device)
+    for iv in blocks:
+        if iv.kind == "block_text":
+            mask = torch.ones(length, dtype=torch.bool, device=device)
+        else:
+            mask = hooks.block_mask(iv.roles, length, device)  # (Bc, L)
+        for h in iv.heads:
+            out[cond, h] |= mask
+    return out
+
+
+def zero_heads(out: torch.Tensor, active: list[Intervention], cond: slice) -> torch.Tensor:
+    """(B, H, N, d) per-head outputs with the active `zero_head` heads zeroed on the
+    conditional rows."""
+    zeroed = [h for iv in active if iv.kind == "zero_head" for h in iv.heads]
+    if not zeroed:
+        return out
+    keep = torch.ones(out.shape[0], out.shape[1], 1, 1, dtype=out.dtype, device=out.device)
+    keep[cond, zeroed] = 0
+    return out * keep
 
 __all__ = [
     "COND_FIRST",

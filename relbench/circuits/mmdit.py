@@ -31,6 +31,8 @@ from typing import Any, Callable, Literal
 import torch
 from torch import nn
 
+from relbench.circuits.attention import blocked_keys, zero_heads
+
 Kind = Literal["sd3", "flux_dual", "flux_single"]
 
 
@@ -248,7 +250,7 @@ class JointAttentionProcessor:
                     logits = logits.masked_fill(~mask, float("-inf"))
                 else:
                     logits = logits + mask.float()
-            blocked = self._blocked(active, bsz, heads, n_txt, cond, logits.device)  # (B, H, Lt)
+            blocked = blocked_keys(hooks, active, bsz, heads, n_txt, cond, logits.device)  # (B, H, Lt)
             if blocked is not None:
                 text_logits = logits[:, :, img, txt].masked_fill(
                     blocked[:, :, None, :], float("-inf")
@@ -258,28 +260,8 @@ class JointAttentionProcessor:
             probs = logits.softmax(-1)  # image rows keep their image keys: never all blocked
         hooks.record(self.layer, probs[cond][:, :, img, txt])  # (Bc, H, N_img, L_txt)
         out = probs.to(v.dtype) @ v  # (B, H, S, d)
-        zeroed = [h for iv in active if iv.kind == "zero_head" for h in iv.heads]
-        if zeroed:
-            keep = torch.ones(bsz, heads, 1, 1, dtype=out.dtype, device=out.device)
-            keep[cond, zeroed] = 0
-            out = out * keep
+        out = zero_heads(out, active, cond)
         return out.transpose(1, 2).reshape(bsz, seq, heads * d).to(q.dtype)
-
-    def _blocked(self, active: list, bsz: int, heads: int, n_txt: int, cond: slice,
-                 device: torch.device) -> torch.Tensor | None:
-        """(B, H, L_txt) bool: text keys the image queries may not read, or None."""
-        blocks = [iv for iv in active if iv.kind in ("block_tokens", "block_text")]
-        if not blocks:
-            return None
-        out = torch.zeros(bsz, heads, n_txt, dtype=torch.bool, device=device)
-        for iv in blocks:
-            if iv.kind == "block_text":
-                mask = torch.ones(n_txt, dtype=torch.bool, device=device)
-            else:
-                mask = self.hooks.block_mask(iv.roles, n_txt, device)  # (Bc, L)
-            for h in iv.heads:
-                out[cond, h] |= mask
-        return out
 
 
 class JointAttention:
