@@ -279,7 +279,7 @@ def _card_cell(c: dict[str, Any] | None) -> str:
     """"L2H1 Δ −0.310 (causal)": the card beside a model in the accuracy table."""
     if c is None:
         return ""
-    delta = "not ablated" if c["delta"] is None else f"Δ {_f(float(c['delta']), signed=True)}"
+    delta = "not ablated" if c["delta"] is None else f"Δ {format_number(float(c['delta']), signed=True)}"
     return f"{c['relation_head']} {delta} ({c['verdict']})"
 
 
@@ -391,7 +391,8 @@ def _write_csv(rows: list[dict[str, Any]], columns: list[str], path: Path) -> No
     pd.DataFrame(safe, columns=columns).to_csv(path, index=False, float_format="%.4f")
 
 
-def _f(x: Any, digits: int = 3, signed: bool = False) -> str:
+def format_number(x: Any, digits: int = 3, signed: bool = False) -> str:
+    """A table cell: floats to `digits` places (with a sign when `signed`), None blank."""
     if x is None:
         return ""
     if isinstance(x, float):
@@ -403,8 +404,8 @@ def _acc_ci(row: dict[str, Any]) -> str:
     if row["overall"] is None:
         return "n/a"
     if row["ci95_low"] is None:
-        return _f(row["overall"])
-    return f"{_f(row['overall'])} [{_f(row['ci95_low'])}–{_f(row['ci95_high'])}]"
+        return format_number(row["overall"])
+    return f"{format_number(row['overall'])} [{format_number(row['ci95_low'])}–{format_number(row['ci95_high'])}]"
 
 
 def _md_table(header: list[str], body: list[list[str]]) -> str:
@@ -430,8 +431,8 @@ def _markdown(doc: dict, rows: list[dict], perts: list[str], plots: list[str],
     out.append(_md_table(
         ["suite", "model", "overall [95% CI]", "strict relation", "all seeds", "images",
          "unscorable"] + (["circuit card"] if cards else []),
-        [[r["suite"], r["model"], _acc_ci(r), _f(r["relation_strict"]),
-          _f(r["all_seeds_correct"]), _f(r["n_scored"]), _f(r["n_unscorable"])]
+        [[r["suite"], r["model"], _acc_ci(r), format_number(r["relation_strict"]),
+          format_number(r["all_seeds_correct"]), format_number(r["n_scored"]), format_number(r["n_unscorable"])]
          + ([_card_cell(cards.get(r["model"]))] if cards else []) for r in rows]))
     if cards:
         out.append("\n## Circuit cards\n\nTop relation head (attention synopsis) and the change in "
@@ -440,10 +441,10 @@ def _markdown(doc: dict, rows: list[dict], perts: list[str], plots: list[str],
         out.append(_md_table(
             ["model", "relation head (score)", "Δ ablated [95% CI]", "random control",
              "screening", "object head (score)", "verdict", "card"],
-            [[m, f"{c['relation_head']} ({_f(c['relation_score'])})",
+            [[m, f"{c['relation_head']} ({format_number(c['relation_score'])})",
               _delta_ci(c), "" if c["control"] is None else
-              f"{_f(c['control'][0], signed=True)} … {_f(c['control'][1], signed=True)}",
-              _f(c["screen_score"]), f"{c['object_head']} ({_f(c['object_score'])})",
+              f"{format_number(c['control'][0], signed=True)} … {format_number(c['control'][1], signed=True)}",
+              format_number(c["screen_score"]), f"{c['object_head']} ({format_number(c['object_score'])})",
               c["verdict_text"], f"[card]({c['card']})"] for m, c in cards.items()]))
     with_perts = [r for r in rows if any(r.get(f"accuracy:{p}") is not None for p in perts)]
     if with_perts:
@@ -452,14 +453,14 @@ def _markdown(doc: dict, rows: list[dict], perts: list[str], plots: list[str],
                    "drop).\n")
         out.append(_md_table(
             ["suite", "model", "original", *perts],
-            [[r["suite"], r["model"], _f(r["overall"])]
+            [[r["suite"], r["model"], format_number(r["overall"])]
              + [_pert_cell(r, p) for p in perts] for r in with_perts]))
     rels = [rel for rel in RELATIONS if any(rel in r["per_relation"] for r in doc["rows"])]
     if rels:
         out.append("\n## Per relation\n")
         out.append(_md_table(
             ["suite", "model", *rels],
-            [[r["suite"], r["model"]] + [_f(_rel_acc(r["per_relation"].get(x))) for x in rels]
+            [[r["suite"], r["model"]] + [format_number(_rel_acc(r["per_relation"].get(x))) for x in rels]
              for r in doc["rows"]]))
     out.append("\n## Suites\n")
     out.append(_md_table(
@@ -483,15 +484,15 @@ def _delta_ci(c: dict[str, Any]) -> str:
     if c["delta"] is None:
         return "not ablated"
     ci = c["delta_ci95"]
-    return _f(float(c["delta"]), signed=True) + (
-        f" [{_f(float(ci[0]), signed=True)}, {_f(float(ci[1]), signed=True)}]" if ci else "")
+    return format_number(float(c["delta"]), signed=True) + (
+        f" [{format_number(float(ci[0]), signed=True)}, {format_number(float(ci[1]), signed=True)}]" if ci else "")
 
 
 def _pert_cell(row: dict[str, Any], p: str) -> str:
     acc, drop = row.get(f"accuracy:{p}"), row.get(f"drop:{p}")
     if acc is None:
         return ""
-    return _f(acc) + ("" if drop is None else f" ({_f(0.0 - drop, signed=True)})")  # no -0.000
+    return format_number(acc) + ("" if drop is None else f" ({format_number(0.0 - drop, signed=True)})")  # no -0.000
 
 
 def _rel_acc(v: Any) -> float | None:

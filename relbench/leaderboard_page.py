@@ -17,6 +17,7 @@ from importlib.resources import files
 from string import Template
 from typing import Any, Mapping, Sequence
 
+from relbench.leaderboard import format_number
 from relbench.scene import RELATIONS
 
 # Column headers of the per-relation accuracies: arrows, the relation's name on hover.
@@ -50,14 +51,6 @@ def code_text(text: str) -> str:
     """Escape `text` for HTML and render `backticked` spans as <code>."""
     parts = html.escape(text).split("`")
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def _f(x: Any, digits: int = 3, signed: bool = False) -> str:
-    if x is None:
-        return ""
-    if isinstance(x, float):
-        return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
-    return str(x)
 
 
 def _signed(x: Any) -> str:
@@ -130,22 +123,22 @@ def _suite_table(suite: str, rows: Sequence[Mapping[str, Any]],
                         title="top relation head and Δ accuracy when it is ablated"))
     body = []
     for row in rows:
-        ci = (f"<span class='sub'>[{_f(row['ci95_low'])}–{_f(row['ci95_high'])}]</span>"
+        ci = (f"<span class='sub'>[{format_number(row['ci95_low'])}–{format_number(row['ci95_high'])}]</span>"
               if row.get("ci95_low") is not None else "")
         cells = [
             _model_cell(row),
             f"<td class='{_shade(row.get('overall')).strip()}' data-v='{_v(row.get('overall'))}'>"
-            f"{_f(row.get('overall')) or 'n/a'}{ci}</td>",
-            f"<td data-v='{_v(row.get('relation_strict'))}'>{_f(row.get('relation_strict'))}</td>",
+            f"{format_number(row.get('overall')) or 'n/a'}{ci}</td>",
+            f"<td data-v='{_v(row.get('relation_strict'))}'>{format_number(row.get('relation_strict'))}</td>",
             f"<td data-v='{_v(row.get('all_seeds_correct'))}'>"
-            f"{_f(row.get('all_seeds_correct'))}</td>",
+            f"{format_number(row.get('all_seeds_correct'))}</td>",
         ]
         for r in rels:
             v = (row.get("per_relation") or {}).get(r)
             acc = v.get("accuracy") if isinstance(v, dict) else v
-            cells.append(f"<td class='{_shade(acc).strip()}' data-v='{_v(acc)}'>{_f(acc, 2)}</td>")
-        cells += [f"<td data-v='{_v(row.get('n_scored'))}'>{_f(row.get('n_scored'))}</td>",
-                  f"<td data-v='{_v(row.get('n_unscorable'))}'>{_f(row.get('n_unscorable'))}</td>"]
+            cells.append(f"<td class='{_shade(acc).strip()}' data-v='{_v(acc)}'>{format_number(acc, 2)}</td>")
+        cells += [f"<td data-v='{_v(row.get('n_scored'))}'>{format_number(row.get('n_scored'))}</td>",
+                  f"<td data-v='{_v(row.get('n_unscorable'))}'>{format_number(row.get('n_unscorable'))}</td>"]
         if cards:
             c = cards.get(row["model"])
             cells.append("<td class='l' data-v=''></td>" if c is None else
@@ -170,7 +163,7 @@ def _robustness_table(rows: Sequence[Mapping[str, Any]], perts: Sequence[str]) -
         _th(html.escape(short_label(str(r["model"]))), title=_source(r.get("run") or {}))
         for r in models]
     body = ["<tr><td class='l' data-v='original'><b>original prompts</b></td>" + "".join(
-        f"<td data-v='{_v(r.get('overall'))}'>{_f(r.get('overall'))}</td>" for r in models)
+        f"<td data-v='{_v(r.get('overall'))}'>{format_number(r.get('overall'))}</td>" for r in models)
         + "</tr>"]
     for p in perts:
         cells = [f"<td class='l' data-v='{_v(p)}'><code>{html.escape(p)}</code></td>"]
@@ -182,7 +175,7 @@ def _robustness_table(rows: Sequence[Mapping[str, Any]], perts: Sequence[str]) -
                 f" title='paired drop {drop:.3f}, 95% CI [{ci[0]:.3f}, {ci[1]:.3f}]'")
             change = "" if drop is None else f"<span class='sub'>{0.0 - drop:+.3f}</span>"
             cells.append(f"<td class='{_shade(acc).strip()}' data-v='{_v(acc)}'{tip}>"
-                         f"{_f(acc)}{change}</td>")
+                         f"{format_number(acc)}{change}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f"<table class='sortable'><thead><tr>{''.join(head)}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>")
@@ -255,7 +248,7 @@ def card_html(card: Mapping[str, Any]) -> str:
         row.format("top relation head", e(rel["name"]), rel["score"], e(delta(rel["ablation"]))),
         row.format("top object head", e(obj["name"]), obj["score"], e(delta(obj["ablation"]))),
         "</tbody></table><ul>",
-        f"<li>Baseline {e(measure)}: {_f(base.get('strict'))}"
+        f"<li>Baseline {e(measure)}: {format_number(base.get('strict'))}"
         + (f" [{base['ci95'][0]:.3f}, {base['ci95'][1]:.3f}]" if base.get("ci95") else "")
         + "</li>",
         f"<li>Random-head control: {e(control)}</li>",
