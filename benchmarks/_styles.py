@@ -16,21 +16,13 @@ import sys
 import cv2
 import numpy as np
 
-from relbench.scene import INVERSE, ObjectSpec, RelationSpec
 from relbench.scoring import detect, judge
 from relbench.styles import STYLE_FACTORS, sample_styled
+from scorer import negatives
 
 SINGLE_TARGET = 0.98
 COMBO_TARGET = 0.95
 COMBO_MIN_FACTORS = 3
-
-
-def negatives(spec: RelationSpec) -> tuple[RelationSpec, RelationSpec]:
-    """(opposite relation, colours swapped between the two shapes)."""
-    opp = RelationSpec(spec.subject, INVERSE[spec.relation], spec.reference)
-    s, r = spec.subject, spec.reference
-    swap = RelationSpec(ObjectSpec(s.shape, r.color), spec.relation, ObjectSpec(r.shape, s.color))
-    return opp, swap
 
 
 def _combo(rng: random.Random) -> tuple[str, ...]:

@@ -90,14 +90,20 @@ def make_image(
     return img, scene
 
 
+def negatives(spec: RelationSpec) -> tuple[RelationSpec, RelationSpec]:
+    """The hard negatives of a true spec: (opposite relation, colours swapped between the
+    two shapes)."""
+    s, r = spec.subject, spec.reference
+    opp = RelationSpec(s, INVERSE[spec.relation], r)
+    swap = RelationSpec(ObjectSpec(s.shape, r.color), spec.relation, ObjectSpec(r.shape, s.color))
+    return opp, swap
+
+
 def specs_for(scene: Scene) -> tuple[RelationSpec, RelationSpec, RelationSpec]:
     """(positive, opposite relation, colours swapped)."""
     a, b = scene.objects
-    rel = scene.relation()
-    pos = RelationSpec(ObjectSpec(a.shape, a.color), rel, ObjectSpec(b.shape, b.color))
-    opp = RelationSpec(pos.subject, INVERSE[rel], pos.reference)
-    swap = RelationSpec(ObjectSpec(a.shape, b.color), rel, ObjectSpec(b.shape, a.color))
-    return pos, opp, swap
+    pos = RelationSpec(ObjectSpec(a.shape, a.color), scene.relation(), ObjectSpec(b.shape, b.color))
+    return (pos, *negatives(pos))
 
 
 CONDITIONS = ["clean", "antialias", "blur", "jpeg", "noise", "scale96", "scale256", "scale512",
