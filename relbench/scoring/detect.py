@@ -288,10 +288,16 @@ def _flat_background(image: np.ndarray) -> Background | None:
 def label_pixels(image: np.ndarray, detector: Detector) -> np.ndarray:
     """(H, W) uint8 at the image's own resolution: 0 background, i + 1 where an object of
     palette colour i was found (outlines and highlights inside it included)."""
+    return detect_labelled(image, detector)[1]
+
+
+def detect_labelled(image: np.ndarray, detector: Detector) -> tuple[list[Detection], np.ndarray]:
+    """`detect` and `label_pixels` from one segmentation."""
     image = to_rgb_uint8(image)
     seg = segment(image, detector)
+    parts = _objects(seg, detector)
     labels = np.zeros(seg.names.shape, np.uint8)
-    for part in _objects(seg, detector):
+    for part in parts:
         if part.box is not None:
             x, y, bw, bh = part.box
             labels[y : y + bh, x : x + bw][part.mask > 0] = part.label
@@ -300,7 +306,7 @@ def label_pixels(image: np.ndarray, detector: Detector) -> np.ndarray:
     if labels.shape != image.shape[:2]:
         labels = cv2.resize(labels, (image.shape[1], image.shape[0]),
                             interpolation=cv2.INTER_NEAREST)
-    return labels
+    return _detections(seg, parts, detector), labels
 
 
 @dataclass
@@ -368,12 +374,17 @@ def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
 
 def detect(image: np.ndarray, detector: Detector) -> list[Detection]:
     """Objects in an RGB uint8 image, largest first."""
-    cfg = detector.config
     seg = segment(image, detector)
+    return _detections(seg, _objects(seg, detector), detector)
+
+
+def _detections(seg: Segmentation, parts: list[_Part], detector: Detector) -> list[Detection]:
+    """Fit each object part with a shape and place it; largest first."""
+    cfg = detector.config
     h, w = seg.names.shape
     min_area = cfg.min_area_frac * h * w
     out: list[Detection] = []
-    for part in _objects(seg, detector):
+    for part in parts:
         if part.contour is not None:  # a whole region: its contour and filled crop are known
             x, y, bw, bh = part.box
             area = part.hull_area

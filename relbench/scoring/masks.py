@@ -1,6 +1,6 @@
 """Pixel masks of the two objects the scorer matched to a prompt, and their coverage of a token
-grid (for the circuit synopsis). Scoring itself is untouched: this re-runs `score_image` and
-recovers the pair it judged.
+grid (for the circuit synopsis). Scoring itself is untouched: the detections and the pixel
+labels come from one segmentation (`detect_labelled`), judged as `score_image` judges them.
 
 The judged pair is the subject/reference detections whose offset equals the verdict's (dx, dy).
 A detection's mask is the connected component of its colour class (the scorer's pixel labels,
@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from relbench.scene import RelationSpec
-from relbench.scoring.detect import Detection, Detector, label_pixels, to_rgb_uint8
-from relbench.scoring.judge import ScoreResult, score_image
+from relbench.scoring.detect import Detection, Detector, detect_labelled, to_rgb_uint8
+from relbench.scoring.judge import ScoreResult, judge
 
 
 @dataclass
@@ -37,12 +37,11 @@ class ObjectMasks:
 
 def object_masks(image: np.ndarray, spec: RelationSpec, detector: Detector) -> ObjectMasks:
     """Score `image` against `spec` and return the matched objects' pixel masks."""
-    image = to_rgb_uint8(image)
-    result = score_image(image, spec, detector)
+    dets, labels = detect_labelled(to_rgb_uint8(image), detector)
+    result = judge(dets, spec)
     pair = _judged_pair(result, spec)
     if pair is None:
         return ObjectMasks(result, None, None)
-    labels = label_pixels(image, detector)
     subj, ref = (_component(labels, d, detector) for d in pair)
     return ObjectMasks(result, subj, ref)
 
