@@ -68,23 +68,20 @@ def _clip(hidden: int, *, projection: bool) -> Any:
 
 def pixart(path: Path) -> Path:
     """PixArt-α: T5 encoder, PixArtTransformer2DModel (cross-attention), DPM-Solver++."""
-    from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline, PixArtTransformer2DModel
+    from diffusers import PixArtAlphaPipeline
 
-    torch.manual_seed(0)
-    transformer = PixArtTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2,
-        cross_attention_dim=16, caption_channels=16, sample_size=16, patch_size=2,
-        norm_type="ada_norm_single", num_embeds_ada_norm=1000,
-    )
-    pipe = PixArtAlphaPipeline(tokenizer=tokenizer(120), text_encoder=_t5(16), vae=_vae(),
-                               transformer=transformer, scheduler=DPMSolverMultistepScheduler())
-    pipe.save_pretrained(path)
-    return path
+    return _pixart(path, PixArtAlphaPipeline, max_length=120)
 
 
 def pixart_sigma(path: Path) -> Path:
     """PixArt-Σ: the PixArt-α transformer and encoder in `PixArtSigmaPipeline`."""
-    from diffusers import DPMSolverMultistepScheduler, PixArtSigmaPipeline, PixArtTransformer2DModel
+    from diffusers import PixArtSigmaPipeline
+
+    return _pixart(path, PixArtSigmaPipeline, max_length=300)
+
+
+def _pixart(path: Path, pipeline_cls: Any, max_length: int) -> Path:
+    from diffusers import DPMSolverMultistepScheduler, PixArtTransformer2DModel
 
     torch.manual_seed(0)
     transformer = PixArtTransformer2DModel(
@@ -92,8 +89,8 @@ def pixart_sigma(path: Path) -> Path:
         cross_attention_dim=16, caption_channels=16, sample_size=16, patch_size=2,
         norm_type="ada_norm_single", num_embeds_ada_norm=1000,
     )
-    pipe = PixArtSigmaPipeline(tokenizer=tokenizer(300), text_encoder=_t5(16), vae=_vae(),
-                               transformer=transformer, scheduler=DPMSolverMultistepScheduler())
+    pipe = pipeline_cls(tokenizer=tokenizer(max_length), text_encoder=_t5(16), vae=_vae(),
+                        transformer=transformer, scheduler=DPMSolverMultistepScheduler())
     pipe.save_pretrained(path)
     return path
 
