@@ -74,7 +74,7 @@ def _score(folder: Path, out: Path, pythonpath: Path | None) -> dict[str, dict]:
     return {r["id"]: r for r in rows}
 
 
-def _compare(label: str, old: dict, new: dict, show: int, key=lambda i: "") -> None:
+def _compare(label: str, old: dict, new: dict, show: int) -> None:
     ids = sorted(new)
     n = len(ids)
     acc_old = sum(bool(old[i]["correct"]) for i in ids) / n

@@ -35,10 +35,6 @@ class Background:
     def flat(self) -> bool:
         return self.degree == 0 or not np.any(self.coef[:, 1:])
 
-    def mean_lab(self) -> np.ndarray:
-        """The model's Lab at the image centre (3,)."""
-        return self.coef[:, 0].copy()
-
     def model8(self, h: int, w: int) -> np.ndarray:
         """The model in OpenCV's 8-bit Lab units (L·255/100, a + 128, b + 128): a (3,) array when
         flat, else (H, W, 3) float32, drawn on a coarse grid and interpolated (it is smooth)."""

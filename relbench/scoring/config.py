@@ -118,7 +118,7 @@ class DetectorConfig(BaseModel):
     @field_validator("position", mode="before")
     @classmethod
     def _position_ok(cls, v: object) -> object:
-        return check_convention(v) if isinstance(v, str) else check_convention(repr(v))
+        return check_convention(str(v))
 
     @property
     def palette(self) -> list[str]:
