@@ -93,7 +93,7 @@ SHADE_WEIGHTS: dict[str, float] = {
 blues are where scorers fail on generated images (read as black, or missed), so they come
 up about twice as often as other shades."""
 
-LCH_JITTER: tuple[float, float, float] = (4.0, 0.06, 2.5)
+LCH_JITTER: tuple[float, float, float] = (4.0, 0.06, 2.0)
 """Jitter around a shade: ± lightness (L units), ± relative chroma, ± hue (degrees). CIELAB
 hue crowds blue and purple together (pure blue 306°, the bluest purple shade 316°), so the
 hue jitter stays small and the two lists keep a gap of about 10° between them."""
@@ -146,11 +146,16 @@ def sample_shade(word: str, rng: np.random.Generator) -> tuple[str, tuple[int, i
     names = list(SHADES[word])
     weights = np.array([SHADE_WEIGHTS.get(n, 1.0) for n in names])
     name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-    l, c, h = rgb_to_lch(SHADES[word][name])
+    l0, c, h = rgb_to_lch(SHADES[word][name])
     dl, dc, dh = LCH_JITTER
-    l = float(np.clip(l + rng.uniform(-dl, dl), 0.0, 100.0))
+    l = float(np.clip(l0 + rng.uniform(-dl, dl), 0.0, 100.0))
     c = c * (1.0 + rng.uniform(-dc, dc))
     h = h + rng.uniform(-dh, dh)
+    if not _lab_to_rgb(l, c, h)[1]:
+        # Out of gamut (a vivid light shade made lighter): keep the shade's own lightness, so
+        # the chroma `lch_to_rgb` must give up stays within the jitter and the hue survives
+        # the rounding to 8-bit sRGB.
+        l = l0
     return name, lch_to_rgb(l, c, h)
 
 
