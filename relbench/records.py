@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from relbench.runlog import RunInfo
+from relbench.scoring.config import DetectorConfig
 
 RECORDS_VERSION = "1"
 """Bumped when a field of these records changes meaning or is removed (adding one is not)."""
@@ -259,6 +260,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "summary": Summary,
     "run_info": RunInfo,
     "provenance": Provenance,
+    "detector_config": DetectorConfig,
 }
 """docs/schemas/<name>.schema.json ← model."""
 

@@ -16,10 +16,10 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-_FLAT_DELTA_E = 2.0
+from relbench.scoring.config import DetectorConfig
+
 _COARSE = 16  # grid side on which a smooth background model is drawn before interpolation
 _MAD_TO_SIGMA = 1.4826
-_MIN_SIGMA = 0.5
 
 
 @dataclass(frozen=True)
@@ -38,30 +38,24 @@ class Background:
     def model8(self, h: int, w: int) -> np.ndarray:
         """The model in OpenCV's 8-bit Lab units (L·255/100, a + 128, b + 128): a (3,) array when
         flat, else (H, W, 3) float32, drawn on a coarse grid and interpolated (it is smooth)."""
-        scale = np.array([255.0 / 100.0, 1.0, 1.0], np.float32)
-        offset = np.array([0.0, 128.0, 128.0], np.float32)
+        coef8 = self.coef * _LAB8_SCALE[:, None]  # (3, K)
+        coef8[:, 0] += _LAB8_OFFSET
         if self.flat:
-            return self.coef[:, 0] * scale + offset
-        g = _COARSE
-        coarse = np.moveaxis(self.render(g, g), 0, -1) * scale + offset  # (g, g, 3)
+            return coef8[:, 0]
+        coarse = (_coarse_basis(_COARSE, self.degree) @ coef8.T).reshape(_COARSE, _COARSE, 3)
         return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
 
-    def render(self, h: int, w: int) -> np.ndarray:
-        """(3, H, W) float32 model Lab at every pixel."""
-        u = (np.arange(w, dtype=np.float32) + 0.5) / w - 0.5  # (W,)
-        v = (np.arange(h, dtype=np.float32) + 0.5) / h - 0.5  # (H,)
-        out = np.empty((3, h, w), np.float32)
-        for c in range(3):
-            k = self.coef[c]
-            row = k[0] + (k[1] * u if self.degree >= 1 else 0.0)  # (W,)
-            col = k[2] * v if self.degree >= 1 else np.zeros_like(v)  # (H,)
-            if self.degree >= 2:
-                row = row + k[3] * u * u
-                col = col + k[5] * v * v
-            out[c] = col[:, None] + row[None, :]
-            if self.degree >= 2 and k[4] != 0:
-                out[c] += k[4] * (v[:, None] * u[None, :])
-        return out
+
+_LAB8_SCALE = np.array([255.0 / 100.0, 1.0, 1.0], np.float32)
+_LAB8_OFFSET = np.array([0.0, 128.0, 128.0], np.float32)
+
+
+@lru_cache(maxsize=4)
+def _coarse_basis(g: int, degree: int) -> np.ndarray:
+    """(g·g, K) float32 polynomial basis at the pixel centres of a g × g grid, row-major."""
+    c = (np.arange(g, dtype=np.float32) + 0.5) / g - 0.5
+    uu, vv = np.meshgrid(c, c)
+    return _basis(uu.ravel(), vv.ravel(), degree)
 
 
 def _basis(u: np.ndarray, v: np.ndarray, degree: int) -> np.ndarray:
@@ -74,15 +68,20 @@ def _basis(u: np.ndarray, v: np.ndarray, degree: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _strip_coords(h: int, w: int, bw: int, keep: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(u, v, stride) of the border-strip pixels in `_strip` order, every `stride`-th kept."""
+def _strip_coords(
+    h: int, w: int, bw: int, keep: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, v, flat pixel index) of every `stride`-th border-strip pixel in `_strip` order, with
+    stride = strip length // `keep`: one fancy index then reads the samples of any image of
+    this size."""
     ys, xs = np.mgrid[0:h, 0:w]
     coords = _strip(np.stack([ys, xs], axis=-1), bw)  # (N, 2)
     stride = max(1, len(coords) // keep)
     coords = coords[::stride]
     u = (coords[:, 1].astype(np.float32) + 0.5) / w - 0.5
     v = (coords[:, 0].astype(np.float32) + 0.5) / h - 0.5
-    return u, v, stride
+    index = (coords[:, 0] * w + coords[:, 1]).astype(np.intp)
+    return u, v, index
 
 
 @lru_cache(maxsize=16)
@@ -99,51 +98,56 @@ def _strip(a: np.ndarray, bw: int) -> np.ndarray:
                            a[bw:-bw, :bw].reshape(-1, c), a[bw:-bw, -bw:].reshape(-1, c)])
 
 
-_SAMPLES = 384  # border samples a fit uses: plenty for six coefficients and a spread
-
-
 def _strip_width(h: int, w: int, frac: float) -> int:
     return max(1, min(int(round(frac * min(h, w))), min(h, w) // 4))
 
 
 def border_samples(
-    lab: np.ndarray, frac: float, max_samples: int = _SAMPLES
+    rgb: np.ndarray, frac: float, max_samples: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(u, v, lab) of about `max_samples` pixels spread over a border strip `frac` of the side
-    wide (at least 1 px); u, v in -0.5..0.5 from the image centre."""
-    h, w = lab.shape[:2]
+    wide (at least 1 px) of an RGB uint8 image; u, v in -0.5..0.5 from the image centre; lab
+    is CIELAB (L* 0..100) by OpenCV's 8-bit conversion, as `cv2.cvtColor` gives the whole
+    image, but only for the samples."""
+    h, w = rgb.shape[:2]
     bw = _strip_width(h, w, frac)
-    u, v, stride = _strip_coords(h, w, bw, max_samples)
-    samples = _strip(lab, bw)[::stride].astype(np.float32)
-    if lab.dtype == np.uint8:  # OpenCV's 8-bit Lab -> L* 0..100, a*, b*
-        samples[:, 0] *= 100.0 / 255.0
-        samples[:, 1:] -= 128.0
+    u, v, index = _strip_coords(h, w, bw, max_samples)
+    rows = rgb.reshape(-1, 3)[index].reshape(-1, 1, 3)
+    samples = cv2.cvtColor(rows, cv2.COLOR_RGB2Lab).reshape(-1, 3).astype(np.float32)
+    samples[:, 0] *= 100.0 / 255.0  # OpenCV's 8-bit Lab -> L* 0..100, a*, b*
+    samples[:, 1:] -= 128.0
     return u, v, samples
 
 
-def fit_background(lab: np.ndarray, *, frac: float, degree: int, outlier_k: float) -> Background:
-    """Fit the border of an (H, W, 3) CIELAB image: float L* 0..100, or OpenCV's 8-bit Lab."""
-    u, v, samples = border_samples(lab, frac)
+def fit_background(rgb: np.ndarray, cfg: DetectorConfig) -> Background:
+    """Fit the border of an (H, W, 3) RGB uint8 image in CIELAB with the config's border strip,
+    polynomial degree, sample count and outlier rule."""
+    frac, degree, outlier_k = cfg.border_frac, cfg.background_degree, cfg.background_outlier_k
+    floor = cfg.background_outlier_min_delta_e
+    u, v, samples = border_samples(rgb, frac, cfg.background_samples)
     resid = _norm(samples - _median(samples))
-    keep = _inliers(resid, outlier_k)
-    centre = samples[keep].mean(axis=0)
+    keep = _inliers(resid, outlier_k, floor)
+    centre = samples[keep].sum(axis=0) / np.count_nonzero(keep)  # np.mean, less overhead
     resid = _norm(samples - centre)
     coef = np.zeros((3, _N_COEF[degree]), np.float32)
     coef[:, 0] = centre
     # A flat border (nearly every sample within a just-noticeable difference of the mean) needs
     # no surface: the common case of rendered and many generated images, and the fast one.
-    flat = np.count_nonzero(resid[keep] < _FLAT_DELTA_E) >= 0.95 * np.count_nonzero(keep)
-    if degree > 0 and not flat and np.count_nonzero(keep) > 6 * _N_COEF[degree]:
-        h, w = lab.shape[:2]
-        basis = _strip_basis(h, w, _strip_width(h, w, frac), _SAMPLES, degree)  # (N, K)
+    n_keep = np.count_nonzero(keep)
+    flat = np.count_nonzero(resid[keep] < cfg.flat_fit_delta_e) >= cfg.flat_fit_share * n_keep
+    if degree > 0 and not flat and n_keep > 6 * _N_COEF[degree]:
+        h, w = rgb.shape[:2]
+        basis = _strip_basis(h, w, _strip_width(h, w, frac), cfg.background_samples, degree)  # (N, K)
         for _ in range(2):
             bk = basis[keep]  # least squares by the normal equations: K is at most 6
             ok, sol = cv2.solve(bk.T @ bk, bk.T @ samples[keep], flags=cv2.DECOMP_LU)  # (K, 3)
             resid = _norm(samples - basis @ sol)
-            keep = _inliers(resid, outlier_k)
+            kept, keep = keep, _inliers(resid, outlier_k, floor)
+            if np.array_equal(kept, keep):
+                break  # a refit on the same inliers would give the same surface
         coef = sol.T.astype(np.float32)
     sigma = _MAD_TO_SIGMA * float(_median(resid[keep])) if keep.any() else 0.0
-    return Background(coef=coef, degree=degree, sigma=max(sigma, _MIN_SIGMA) if sigma else 0.0)
+    return Background(coef=coef, degree=degree, sigma=max(sigma, cfg.background_min_sigma) if sigma else 0.0)
 
 
 _N_COEF = {0: 1, 1: 3, 2: 6}
@@ -161,9 +165,10 @@ def _median(a: np.ndarray) -> np.ndarray:
     return np.partition(a, k, axis=0)[k]
 
 
-def _inliers(resid: np.ndarray, k: float) -> np.ndarray:
+def _inliers(resid: np.ndarray, k: float, floor: float) -> np.ndarray:
+    """Samples within k robust sigmas of the fit, or within `floor` (a near-flat border)."""
     scale = _MAD_TO_SIGMA * _median(resid)
-    return resid <= max(k * scale, 3.0)
+    return resid <= max(k * scale, floor)
 
 
 __all__ = ["Background", "border_samples", "fit_background"]

@@ -74,19 +74,22 @@ def build_lut(config: DetectorConfig) -> np.ndarray:
 
 
 def expand(table: np.ndarray, bits: int) -> np.ndarray:
-    """A 2^(3·bits) grid table (indexed [R, G, B] row-major) as the 2^24-entry table that
-    `lookup` indexes by a whole pixel (B << 16 | G << 8 | R): one broadcast copy."""
-    n, step = 1 << bits, 1 << (8 - bits)
-    cube = table.reshape(n, n, n).transpose(2, 1, 0)  # [B, G, R], a view
-    full = np.broadcast_to(cube[:, None, :, None, :, None], (n, step, n, step, n, step))
-    return full.reshape(-1)  # the one copy: 2^24 entries
+    """A 2^(3·bits) grid table (indexed [R, G, B] row-major) laid out for `packed` indices
+    (B' << 16 | G' << 8 | R', each channel's top `bits` bits): the 2^bits entries of one
+    (B', G') pair are one run of bytes, so an image's pixels touch few cache lines."""
+    n = 1 << bits
+    out = np.zeros((n, 256, 256), table.dtype)
+    out[:, :n, :n] = table.reshape(n, n, n).transpose(2, 1, 0)  # [B, G, R]
+    return out.reshape(-1)
 
 
-def packed(image: np.ndarray) -> np.ndarray:
-    """(H, W) int32 of an (H, W, 3) uint8 RGB image: each pixel's `lookup` index."""
-    # RGBA as little-endian int32 is (255 << 24 | B << 16 | G << 8 | R) - 2**32 = BGR - 2**24:
-    # a negative index that counts back from the end of a 2**24-entry table to entry BGR.
-    return cv2.cvtColor(image, cv2.COLOR_RGB2RGBA).view(np.int32)[..., 0]
+def packed(image: np.ndarray, bits: int) -> np.ndarray:
+    """(H, W) int32 of an (H, W, 3) uint8 RGB image: each pixel's index into an `expand`ed
+    table, B' << 16 | G' << 8 | R' where R', G', B' are each channel's top `bits` bits."""
+    # RGBA bytes (R, G, B, A) read as a little-endian int32 are A << 24 | B << 16 | G << 8 | R.
+    rgba = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA).view(np.int32)[..., 0]
+    m = (1 << bits) - 1
+    return np.bitwise_and(np.right_shift(rgba, 8 - bits), m | m << 8 | m << 16)
 
 
 __all__ = ["UNNAMED", "build_lut", "expand", "grid_lab", "in_region", "name_labels", "name_of",

@@ -80,6 +80,29 @@ class DetectorConfig(BaseModel):
     background_outlier_k: float = Field(
         gt=0, le=100, description="border pixels beyond k robust sigmas are refitted as objects"
     )
+    background_outlier_min_delta_e: float = Field(
+        ge=0, le=100, description="... and never nearer the fit than this CIELAB distance"
+    )
+    background_samples: int = Field(
+        ge=32, le=4096, description="border pixels sampled for the background fit"
+    )
+    background_min_sigma: float = Field(
+        ge=0, le=50, description="floor of the border texture level of a non-flat border"
+    )
+    flat_fit_delta_e: float = Field(
+        ge=0, le=50, description="a border sample this close to the border's mean colour is flat"
+    )
+    flat_fit_share: float = Field(
+        gt=0, le=1, description="a border with this share of flat samples gets no surface fit"
+    )
+    flat_border_tolerance: int = Field(
+        ge=0, le=64, description="RGB levels from the border median that count as the same "
+        "colour in the flat-background test"
+    )
+    flat_border_share: float = Field(
+        gt=0, le=1, description="share of border pixels within the tolerance that makes a "
+        "background flat (a constant colour: table lookups instead of a fit)"
+    )
     fg_min_delta_e: float = Field(gt=0, le=100, description="min CIELAB distance from background")
     fg_noise_k: float = Field(ge=0, le=100, description="min distance in border-texture sigmas")
     achromatic_min_delta_e: float = Field(
@@ -95,6 +118,10 @@ class DetectorConfig(BaseModel):
     min_area_frac: float = Field(gt=0, lt=1, description="smaller components are specks")
     min_solidity: float = Field(ge=0, le=1, description="min area / hull area of an object")
     min_fit: float = Field(ge=0, le=1, description="best shape fill below this gives 'unknown'")
+    circle_rect_fill: tuple[float, float] = Field(
+        description="[from, to) share of its minimum-area rectangle a disk or ellipse can fill "
+        "(pi/4 drawn exactly); outside it the circle fit is not tried"
+    )
     skip_triangle_above: float = Field(
         ge=0, le=1, description="circle/square fill above which the triangle fit is skipped"
     )
@@ -113,6 +140,20 @@ class DetectorConfig(BaseModel):
             raise ValueError("colours is empty")
         if len(v) > 250:
             raise ValueError(f"at most 250 colour names are supported, got {len(v)}")
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version_ok(cls, v: str) -> str:
+        from relbench.versions import check_release
+
+        return check_release(v, "detector version")
+
+    @field_validator("circle_rect_fill")
+    @classmethod
+    def _fill_range_ok(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= v[0] < v[1] <= 1:
+            raise ValueError(f"must be 0 <= from < to <= 1, got {list(v)}")
         return v
 
     @field_validator("position", mode="before")

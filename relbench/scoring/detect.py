@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import cv2
@@ -74,12 +75,13 @@ class Detection:
 class Detector:
     """A loaded detector config plus its colour-name table; pass it to `detect`/`score_image`."""
 
-    _DIST_CACHE = 3  # flat backgrounds whose distance tables (16 MB each) are kept
+    _DIST_CACHE = 3  # flat backgrounds whose distance tables (4 MB each at 6 bits) are kept
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
         self.colors: list[str] = config.palette
-        self._lut = expand(build_lut(config), config.lut_bits)
+        self._names_grid = build_lut(config)
+        self._lut = expand(self._names_grid, config.lut_bits)
         self._grid_lab = grid_lab(config.lut_bits)
         self._dist: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._seen: OrderedDict[tuple[int, int, int], None] = OrderedDict()
@@ -111,14 +113,15 @@ class Detector:
 
     def names(self, image: np.ndarray) -> np.ndarray:
         """(H, W) uint8 colour-name labels (0 none, i + 1 colour i) of an RGB uint8 image."""
-        return self._lut.take(packed(image))
+        return self._lut.take(packed(image, self.config.lut_bits))
 
-    def distance_table(self, bg_lab: np.ndarray) -> np.ndarray | None:
-        """uint8 colour distance (CIELAB, rounded, capped at 255) of every table cell from a flat
-        background, or None. A table takes ~50 ms to build, so one is built only for a
-        background seen before (rendered suites share one; generated images rarely do), and a
-        few are kept."""
-        key = tuple(int(v) for v in np.rint(bg_lab))
+    def foreground_table(self, bg: Background) -> np.ndarray | None:
+        """For a flat background: a uint8 table of each colour cell's distance from it (CIELAB,
+        rounded, capped at 255) where that distance makes the cell foreground, 0 where it does
+        not; or None. A table takes tens of ms to build, so one is built only for a background
+        seen before (rendered suites share one; generated images rarely do), and a few are
+        kept."""
+        key = tuple(int(v) for v in np.rint(bg.coef[:, 0]))
         table = self._dist.get(key)
         if table is None:
             if key not in self._seen:
@@ -127,7 +130,9 @@ class Detector:
                     self._seen.popitem(last=False)
                 return None
             d = np.linalg.norm(self._grid_lab - np.asarray(key, np.float32), axis=1)
-            table = expand(np.minimum(np.rint(d), 255).astype(np.uint8), self.config.lut_bits)
+            d8 = np.minimum(np.rint(d), 255).astype(np.uint8)
+            d8[d8 <= self.thresholds(bg).take(self._names_grid)] = 0
+            table = expand(d8, self.config.lut_bits)
             self._dist[key] = table
             while len(self._dist) > self._DIST_CACHE:
                 self._dist.popitem(last=False)
@@ -201,9 +206,9 @@ def segment(image: np.ndarray, detector: Detector) -> Segmentation:
     """Background model, colour names and foreground regions of an RGB uint8 image."""
     cfg = detector.config
     image = _work_image(to_rgb_uint8(image), cfg.work_max_side)
-    image, names, dist, bg = _distances(image, detector)
+    image, names, dist, bg, masked = _distances(image, detector)
     thresholds = detector.thresholds(bg)
-    fg = (dist > thresholds.take(names)).view(np.uint8)
+    fg = ((dist > 0) if masked else (dist > thresholds.take(names))).view(np.uint8)
     if cfg.edge_radius_px > 0 and _has_weak_pixels(dist, thresholds, cfg.edge_split):
         _trim_edges(fg, dist, cfg)
     contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -212,26 +217,38 @@ def segment(image: np.ndarray, detector: Detector) -> Segmentation:
 
 def _distances(
     image: np.ndarray, detector: Detector
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Background]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Background, bool]:
     """(image, colour-name labels, CIELAB distance of each pixel from the background, the
-    background)."""
+    background, whether the distances are already 0 wherever a pixel is not foreground)."""
     cfg = detector.config
-    bg = _flat_background(image)
+    bg = _flat_background(image, cfg)
     if bg is not None:
-        table = detector.distance_table(bg.coef[:, 0])
+        table = detector.foreground_table(bg)
         if table is not None:  # a familiar flat background: distances by table lookup
-            idx = packed(image)
-            return image, detector._lut.take(idx), table.take(idx), bg
+            idx = packed(image, cfg.lut_bits)
+            return image, detector._lut.take(idx), table.take(idx), bg, True
     h, w = image.shape[:2]
-    lab8 = cv2.cvtColor(image, cv2.COLOR_RGB2Lab)
     if bg is None:
-        bg = fit_background(lab8, frac=cfg.border_frac, degree=cfg.background_degree,
-                            outlier_k=cfg.background_outlier_k)
-    diff = lab8.astype(np.float32)
-    diff -= bg.model8(h, w)
-    # (H, W) CIELAB distance from the background (8-bit L scaled back to L*).
-    dist = np.sqrt(np.einsum("hwc,c,hwc->hw", diff, _LAB8_WEIGHTS, diff))
-    return image, detector.names(image), dist, bg
+        bg = fit_background(image, cfg)
+    names = detector.names(image)
+    # Only a named pixel can be foreground, and only foreground distances are used later (the
+    # edge rule reads them; `_has_weak_pixels` then still finds every weak foreground pixel),
+    # so distances are computed inside the box around the named pixels and left 0 elsewhere.
+    x, y, bw, bh = cv2.boundingRect(names)
+    dist = np.zeros((h, w), np.float32)
+    if bw == 0:
+        return image, names, dist, bg, False
+    lab8 = cv2.cvtColor(image[y : y + bh, x : x + bw], cv2.COLOR_RGB2Lab)
+    model = bg.model8(h, w)
+    if model.ndim == 1:  # flat: a per-channel scalar
+        model = (float(model[0]), float(model[1]), float(model[2]), 0.0)
+    else:
+        model = model[y : y + bh, x : x + bw]
+    diff = cv2.subtract(lab8, model, dtype=cv2.CV_32F)
+    # CIELAB distance from the background (8-bit L scaled back to L*).
+    dist[y : y + bh, x : x + bw] = cv2.sqrt(
+        cv2.transform(cv2.multiply(diff, diff), _LAB8_WEIGHTS.reshape(1, 3)))
+    return image, names, dist, bg, False
 
 
 def _has_weak_pixels(dist: np.ndarray, thresholds: np.ndarray, split: float) -> bool:
@@ -254,35 +271,58 @@ def _trim_edges(fg: np.ndarray, dist: np.ndarray, cfg: DetectorConfig) -> None:
     fill apart.
     """
     r = cfg.edge_radius_px
+    # Only pixels near the foreground's bounding box matter: outside it nothing is foreground,
+    # and within 2r of it every window lies inside the box grown by 2r (or meets the image
+    # edge, as it would anyway).
+    x, y, bw, bh = cv2.boundingRect(fg)
+    if bw == 0:
+        return
+    m = 2 * r
+    y0, y1 = max(0, y - m), min(fg.shape[0], y + bh + m)
+    x0, x1 = max(0, x - m), min(fg.shape[1], x + bw + m)
+    roi = np.ascontiguousarray(fg[y0:y1, x0:x1])
+    d = np.ascontiguousarray(dist[y0:y1, x0:x1], dtype=np.float32)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
-    near_bg = cv2.dilate(1 - fg, kernel).view(bool)
+    inner = cv2.erode(roi, kernel)  # 0 where a background pixel lies within r
     window = (4 * r + 1, 4 * r + 1)
-    ffg = fg.astype(np.float32)
-    mass = cv2.boxFilter(ffg, -1, window, normalize=False)
-    level = cv2.boxFilter(ffg * dist, -1, window, normalize=False)
-    level *= cfg.edge_split / np.maximum(mass, 1.0)
-    fg[near_bg & (dist < level)] = 0
+    mass = cv2.boxFilter(roi, cv2.CV_32F, window, normalize=False)
+    level = cv2.boxFilter(cv2.multiply(roi, d, dtype=cv2.CV_32F), -1, window, normalize=False)
+    level = cv2.multiply(level, cv2.divide(cfg.edge_split, cv2.max(mass, 1.0)))
+    keep = cv2.bitwise_or(inner, cv2.compare(d, level, cv2.CMP_GE))
+    fg[y0:y1, x0:x1] = cv2.bitwise_and(roi, keep)
 
 
-_FLAT_TOLERANCE = 2  # RGB levels
-_FLAT_SHARE = 0.9
-
-
-def _flat_background(image: np.ndarray) -> Background | None:
+def _flat_background(image: np.ndarray, cfg: DetectorConfig) -> Background | None:
     """A constant background when nearly all border pixels share one colour (rendered scenes,
     flat generated backgrounds), else None."""
-    step = max(1, min(image.shape[:2]) // 64)  # ~256 samples
-    border = np.concatenate([image[0, ::step], image[-1, ::step], image[1:-1:step, 0],
-                             image[1:-1:step, -1]])  # (N, 3)
+    border = image.reshape(-1, 3)[_border_index(*image.shape[:2])]  # (N, 3)
     mid = len(border) // 2
     med = np.partition(border, mid, axis=0)[mid]
-    lo = np.maximum(med.astype(np.int16) - _FLAT_TOLERANCE, 0).astype(np.uint8)
-    hi = np.minimum(med.astype(np.int16) + _FLAT_TOLERANCE, 255).astype(np.uint8)
+    lo = np.maximum(med.astype(np.int16) - cfg.flat_border_tolerance, 0).astype(np.uint8)
+    hi = np.minimum(med.astype(np.int16) + cfg.flat_border_tolerance, 255).astype(np.uint8)
     close = cv2.countNonZero(cv2.inRange(border[:, None, :], lo, hi))
-    if close < _FLAT_SHARE * len(border):
+    if close < cfg.flat_border_share * len(border):
         return None
-    lab = _lab(med.reshape(1, 1, 3).astype(np.uint8)).reshape(3)
-    return Background(coef=lab.reshape(3, 1).astype(np.float32), degree=0, sigma=0.0)
+    return _flat_model(int(med[0]), int(med[1]), int(med[2]))
+
+
+@lru_cache(maxsize=16)
+def _border_index(h: int, w: int) -> np.ndarray:
+    """Flat pixel indices of ~256 samples along the image border (top and bottom rows, then
+    the left and right columns)."""
+    step = max(1, min(h, w) // 64)
+    top = np.arange(0, w, step)
+    side = np.arange(1, h - 1, step)
+    return np.concatenate([top, (h - 1) * w + top, side * w, side * w + w - 1])
+
+
+@lru_cache(maxsize=64)
+def _flat_model(r: int, g: int, b: int) -> Background:
+    """The flat background model of one RGB colour (cached: a suite shares its background)."""
+    lab = _lab(np.array([[[r, g, b]]], np.uint8)).reshape(3)
+    coef = lab.reshape(3, 1).astype(np.float32)
+    coef.flags.writeable = False
+    return Background(coef=coef, degree=0, sigma=0.0)
 
 
 def label_pixels(image: np.ndarray, detector: Detector) -> np.ndarray:
@@ -349,7 +389,7 @@ def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
         total = chrom.sum()
         achromatic = total < cfg.split_min_frac * counts.sum()  # a black or white object
         keep = max(cfg.split_min_frac * total, min_area)
-        colours = [int(k) for k in np.flatnonzero(chrom >= keep)]
+        colours = np.flatnonzero(chrom >= keep).tolist()
         filled = np.zeros((bh, bw), np.uint8)
         cv2.drawContours(filled, [c], -1, 1, cv2.FILLED, offset=(-x, -y))
         if achromatic or len(colours) <= 1:
@@ -391,7 +431,7 @@ def _detections(seg: Segmentation, parts: list[_Part], detector: Detector) -> li
             solid_share = part.pixels / max(part.hull_area, 1.0)
             local = part.contour - np.array([x, y], dtype=part.contour.dtype)
             det = _fit(local, area, part.label, part.mask, None, detector, (h, w), (x, y),
-                       solid_share)
+                       solid_share, is_hull=True)
             if det is not None:
                 out.append(det)
             continue
@@ -428,6 +468,7 @@ def _fit(
     hw: tuple[int, int],
     origin: tuple[int, int] = (0, 0),
     solid_share: float = 1.0,
+    is_hull: bool = False,
 ) -> Detection | None:
     """Classify one component by which enclosing shape it fills best, and place its centre.
 
@@ -437,7 +478,7 @@ def _fit(
     """
     cfg = detector.config
     h, w = hw
-    hull = cv2.convexHull(contour)
+    hull = contour if is_hull else cv2.convexHull(contour)
     hull_area = cv2.contourArea(hull) + cv2.arcLength(hull, True) / 2 + 1
     # For a region replaced by its hull (`area` is the hull's), `solid_share` says how much of
     # the hull its foreground really fills: ragged artefacts (JPEG ringing, texture) fail here.
@@ -453,10 +494,10 @@ def _fit(
         # Overlap with the ellipse inscribed in the minimum-area rectangle: ~1 for a disk or an
         # ellipse of any proportion and orientation, pi/4 for a square, ~0.6 for a triangle,
         # rounded corners and all (an enclosing circle would call any ellipse a poor circle).
-        # A disk fills pi/4 of its rectangle, so outside CIRCLE_RECT_FILL it cannot be one and
+        # A disk fills pi/4 of its rectangle, so outside `circle_rect_fill` it cannot be one and
         # the drawing is skipped.
         "circle": _ellipse_overlap(hull, rect)
-        if _CIRCLE_RECT_FILL[0] <= rect_fill < _CIRCLE_RECT_FILL[1] else 0.0,
+        if cfg.circle_rect_fill[0] <= rect_fill < cfg.circle_rect_fill[1] else 0.0,
         "square": rect_fill,
         "triangle": 0.0,
     }
@@ -505,17 +546,15 @@ def _fit(
     )
 
 
-_CIRCLE_RECT_FILL = (0.6, 0.95)
-"""Share of its minimum-area rectangle a disk or ellipse can fill, pixel effects and all."""
-
-
 def _ellipse_overlap(hull: np.ndarray, rect) -> float:
     """Intersection over union of the filled hull and the ellipse inscribed in `rect` (a
     rotated rectangle grown to pixel extents), both drawn on one small canvas."""
-    box = cv2.boxPoints(rect)
-    lo = np.floor(np.minimum(box.min(axis=0), hull.reshape(-1, 2).min(axis=0))) - 1
-    hi = np.ceil(np.maximum(box.max(axis=0), hull.reshape(-1, 2).max(axis=0))) + 2
-    size = (int(hi[1] - lo[1]), int(hi[0] - lo[0]))
+    # The canvas holds both shapes with a margin; shifting both by whole pixels does not change
+    # how they rasterise, so any canvas that holds them gives the same counts.
+    pts = np.concatenate([cv2.boxPoints(rect), hull.reshape(-1, 2).astype(np.float32)])
+    x, y, bw, bh = cv2.boundingRect(pts)
+    lo = np.array([x - 1, y - 1], np.float64)
+    size = (bh + 3, bw + 3)
     shape, ellipse = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
     cv2.fillPoly(shape, [_px(hull.reshape(-1, 2) - lo)], 1, cv2.LINE_8, _SHIFT)
     (cx, cy), (rw, rh), angle = rect
@@ -525,9 +564,8 @@ def _ellipse_overlap(hull: np.ndarray, rect) -> float:
     # ellipse is drawn through the boundary pixel centres (half a pixel in on each side).
     axes = (int(round((rw - 1) / 2 * f)), int(round((rh - 1) / 2 * f)))
     cv2.ellipse(ellipse, centre, axes, angle, 0, 360, 1, -1, cv2.LINE_8, _SHIFT)
-    inter = cv2.countNonZero(shape & ellipse)
-    union = cv2.countNonZero(shape | ellipse)
-    return inter / union if union else 0.0
+    union = cv2.countNonZero(cv2.bitwise_or(shape, ellipse))
+    return cv2.countNonZero(cv2.bitwise_and(shape, ellipse)) / union if union else 0.0
 
 
 def _touches_other(contour: np.ndarray, mask: np.ndarray, objmask: np.ndarray, margin: int) -> bool:
