@@ -165,10 +165,11 @@ class RelationSpec:
         return RelationSpec(self.reference, INVERSE[self.relation], self.subject)
 
     def to_dict(self) -> dict[str, Any]:
+        s, r = self.subject, self.reference
         return {
-            "subject": asdict(self.subject),
+            "subject": {"shape": s.shape, "color": s.color},
             "relation": self.relation,
-            "reference": asdict(self.reference),
+            "reference": {"shape": r.shape, "color": r.color},
         }
 
     @classmethod

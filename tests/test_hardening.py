@@ -285,7 +285,7 @@ def test_images_over_the_pixel_limit_are_refused_from_the_header(tmp_path, detec
     _meta(tmp_path, [{"file": "bomb.png", "prompt": PROMPT}, {"file": "in.png", "prompt": PROMPT}])
     score_folder(tmp_path, detector, progress=False)
     rows = _scores(tmp_path / "scores.jsonl")
-    assert "image has 400000000 pixels, over the limit of 40000000" in rows[0]["error"]
+    assert "image has 400000000 pixels (20000x20000), over the limit of 40000000" in rows[0]["error"]
     assert rows[1]["correct"] is True
     score_folder(tmp_path, detector, progress=False, max_pixels=1000)  # 64 × 64 > 1000
     assert "over the limit of 1000" in _scores(tmp_path / "scores.jsonl")[1]["error"]

@@ -27,9 +27,10 @@ DEFAULT_SCORER = "default"
 class Scorer(Protocol):
     """Scores one RGB image against the spec it was generated for.
 
-    `name`, `version` and `config_hash` go into every run record: bump `version` (or change
-    what `config_hash` covers) whenever the verdicts could change, as relbench does for its
-    detector configs. `score` must be deterministic and must not keep state between images.
+    `name`, `version` and `config_hash` go into every run record: bump `version` (a semantic
+    version MAJOR.MINOR.PATCH, relbench.versions) or change what `config_hash` covers whenever
+    the verdicts could change, as relbench does for its detector configs. `score` must be
+    deterministic and must not keep state between images.
     """
 
     @property
@@ -62,8 +63,9 @@ def list_scorers() -> list[str]:
 def load_scorer(name: str | None = None, *, detector: str | None = None) -> Scorer:
     """The scorer called `name` (None: `default`, the classical detector with config `detector`,
     itself `default` when None); a third-party scorer is built by calling its entry point with
-    no arguments. An unknown name gets a "did you mean"; `detector` with another scorer is an
-    error (it configures the classical one only)."""
+    no arguments, and its version read as a semantic version ("3" → 3.0.0; none: a ValueError
+    naming the package, relbench.versions). An unknown name gets a "did you mean"; `detector`
+    with another scorer is an error (it configures the classical one only)."""
     if name is None or name == DEFAULT_SCORER:
         from relbench.scoring.config import load_detector
 
@@ -76,13 +78,49 @@ def load_scorer(name: str | None = None, *, detector: str | None = None) -> Scor
         raise ValueError(f"unknown scorer {name!r}{did_you_mean(name, choices)}")
     if detector is not None and detector != "default":
         raise ValueError(f"--detector configures the default scorer; scorer {name!r} takes none")
+    ext.provenance()  # a package version with no semantic form is refused before any scoring
     scorer = ext.load()()
     missing = [a for a in ("name", "version", "config_hash", "describe", "score")
                if not hasattr(scorer, a)]
     if missing:
         raise ValueError(f"scorer {name!r} from package {ext.package} is not a relbench Scorer: "
                         f"it has no {', '.join(missing)}")
-    return scorer
+    from relbench.versions import extension_release
+
+    version = extension_release(str(scorer.version), f"scorer {name!r}", ext.package)
+    return scorer if version == scorer.version else _ReleaseVersioned(scorer, version)
+
+
+class _ReleaseVersioned:
+    """A third-party scorer whose version relbench read in its semantic form ("3" → 3.0.0,
+    relbench.versions): that form is what run records and score summaries carry."""
+
+    def __init__(self, inner: Any, version: str) -> None:
+        self._inner = inner
+        self._version = version
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def config_hash(self) -> str:
+        return self._inner.config_hash
+
+    def describe(self) -> dict[str, Any]:
+        return {**self._inner.describe(), "version": self._version}
+
+    def score(self, image: np.ndarray, spec: RelationSpec) -> ScoreResult:
+        return self._inner.score(image, spec)
+
+    def __getattr__(self, attr: str) -> Any:  # anything else the scorer offers (e.g. `config`)
+        if attr.startswith("_"):  # never recurse while `_inner` is unset (copy, pickle)
+            raise AttributeError(attr)
+        return getattr(self._inner, attr)
 
 
 def scorer_provenance(name: str | None) -> dict[str, str | None] | None:

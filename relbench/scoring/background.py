@@ -113,10 +113,14 @@ def border_samples(
     bw = _strip_width(h, w, frac)
     u, v, index = _strip_coords(h, w, bw, max_samples)
     rows = rgb.reshape(-1, 3)[index].reshape(-1, 1, 3)
-    samples = cv2.cvtColor(rows, cv2.COLOR_RGB2Lab).reshape(-1, 3).astype(np.float32)
-    samples[:, 0] *= 100.0 / 255.0  # OpenCV's 8-bit Lab -> L* 0..100, a*, b*
-    samples[:, 1:] -= 128.0
+    lab8 = cv2.cvtColor(rows, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    samples = lab8 * _LAB8_TO_LAB_SCALE  # OpenCV's 8-bit Lab -> L* 0..100, a*, b* (float32)
+    samples += _LAB8_TO_LAB_OFFSET
     return u, v, samples
+
+
+_LAB8_TO_LAB_SCALE = np.array([100.0 / 255.0, 1.0, 1.0], np.float32)
+_LAB8_TO_LAB_OFFSET = np.array([0.0, -128.0, -128.0], np.float32)
 
 
 def fit_background(rgb: np.ndarray, cfg: DetectorConfig) -> Background:
@@ -127,27 +131,31 @@ def fit_background(rgb: np.ndarray, cfg: DetectorConfig) -> Background:
     u, v, samples = border_samples(rgb, frac, cfg.background_samples)
     resid = _norm(samples - _median(samples))
     keep = _inliers(resid, outlier_k, floor)
-    centre = samples[keep].sum(axis=0) / np.count_nonzero(keep)  # np.mean, less overhead
+    n_keep = np.count_nonzero(keep)
+    kept_samples = samples[keep]
+    centre = kept_samples.sum(axis=0) / n_keep  # np.mean, less overhead
     resid = _norm(samples - centre)
     coef = np.zeros((3, _N_COEF[degree]), np.float32)
     coef[:, 0] = centre
     # A flat border (nearly every sample within a just-noticeable difference of the mean) needs
     # no surface: the common case of rendered and many generated images, and the fast one.
-    n_keep = np.count_nonzero(keep)
     flat = np.count_nonzero(resid[keep] < cfg.flat_fit_delta_e) >= cfg.flat_fit_share * n_keep
     if degree > 0 and not flat and n_keep > 6 * _N_COEF[degree]:
         h, w = rgb.shape[:2]
-        basis = _strip_basis(h, w, _strip_width(h, w, frac), cfg.background_samples, degree)  # (N, K)
+        bw = _strip_width(h, w, frac)
+        basis = _strip_basis(h, w, bw, cfg.background_samples, degree)  # (N, K)
         for _ in range(2):
             bk = basis[keep]  # least squares by the normal equations: K is at most 6
-            ok, sol = cv2.solve(bk.T @ bk, bk.T @ samples[keep], flags=cv2.DECOMP_LU)  # (K, 3)
+            ok, sol = cv2.solve(bk.T @ bk, bk.T @ kept_samples, flags=cv2.DECOMP_LU)  # (K, 3)
             resid = _norm(samples - basis @ sol)
             kept, keep = keep, _inliers(resid, outlier_k, floor)
             if np.array_equal(kept, keep):
                 break  # a refit on the same inliers would give the same surface
+            kept_samples = samples[keep]
         coef = sol.T.astype(np.float32)
     sigma = _MAD_TO_SIGMA * float(_median(resid[keep])) if keep.any() else 0.0
-    return Background(coef=coef, degree=degree, sigma=max(sigma, cfg.background_min_sigma) if sigma else 0.0)
+    sigma = max(sigma, cfg.background_min_sigma) if sigma else 0.0
+    return Background(coef=coef, degree=degree, sigma=sigma)
 
 
 _N_COEF = {0: 1, 1: 3, 2: 6}

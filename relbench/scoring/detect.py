@@ -23,7 +23,7 @@ Pipeline per image (thresholds in the detector config):
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -62,10 +62,9 @@ class Detection:
         return f"{self.color} {self.shape}"
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        for k in ("x", "y", "area", "fit", "solidity"):
-            d[k] = round(d[k], 4)
-        return d
+        return {"shape": self.shape, "color": self.color, "x": round(self.x, 4),
+                "y": round(self.y, 4), "area": round(self.area, 4), "fit": round(self.fit, 4),
+                "solidity": round(self.solidity, 4), "occluded": self.occluded}
 
     def where(self) -> str:
         """'red circle at (0.31, 0.62)': for reasons."""
@@ -297,13 +296,13 @@ def _flat_background(image: np.ndarray, cfg: DetectorConfig) -> Background | Non
     flat generated backgrounds), else None."""
     border = image.reshape(-1, 3)[_border_index(*image.shape[:2])]  # (N, 3)
     mid = len(border) // 2
-    med = np.partition(border, mid, axis=0)[mid]
-    lo = np.maximum(med.astype(np.int16) - cfg.flat_border_tolerance, 0).astype(np.uint8)
-    hi = np.minimum(med.astype(np.int16) + cfg.flat_border_tolerance, 255).astype(np.uint8)
-    close = cv2.countNonZero(cv2.inRange(border[:, None, :], lo, hi))
+    r, g, b = np.partition(border, mid, axis=0)[mid].tolist()
+    t = cfg.flat_border_tolerance
+    close = cv2.countNonZero(cv2.inRange(border.reshape(-1, 1, 3), (r - t, g - t, b - t),
+                                         (r + t, g + t, b + t)))
     if close < cfg.flat_border_share * len(border):
         return None
-    return _flat_model(int(med[0]), int(med[1]), int(med[2]))
+    return _flat_model(r, g, b)
 
 
 @lru_cache(maxsize=16)
@@ -369,6 +368,9 @@ def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
     h, w = seg.names.shape
     min_area = cfg.min_area_frac * h * w
     n_labels = len(detector.colors) + 1
+    chromatic, achromatic_label = detector._chromatic.tolist(), detector._achromatic.tolist()
+    # Shares and areas compare in float32, as they always have (the counts are float32).
+    frac32, min_area32 = np.float32(cfg.split_min_frac), float(np.float32(min_area))
     parts: list[_Part] = []
     for c in seg.regions:
         if cv2.contourArea(c) + 0.5 * len(c) < min_area:  # polygon + half perimeter ≈ pixels
@@ -384,21 +386,23 @@ def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
         cv2.drawContours(solid, [hull], -1, 1, cv2.FILLED, offset=(-x, -y))
         names = seg.names[y : y + bh, x : x + bw]
         votes = solid & seg.foreground[y : y + bh, x : x + bw]
-        counts = cv2.calcHist([names], [0], votes, [n_labels], [0, n_labels]).ravel()
-        chrom = np.where(detector._chromatic, counts, 0)
-        total = chrom.sum()
-        achromatic = total < cfg.split_min_frac * counts.sum()  # a black or white object
-        keep = max(cfg.split_min_frac * total, min_area)
-        colours = np.flatnonzero(chrom >= keep).tolist()
+        # A few labels: plain Python beats numpy's per-call cost here.
+        counts = cv2.calcHist([names], [0], votes, [n_labels], [0, n_labels]).ravel().tolist()
+        chrom = [n if ok else 0.0 for n, ok in zip(counts, chromatic)]
+        total, pixels = sum(chrom), sum(counts)  # whole numbers: exact
+        achromatic = total < float(frac32 * np.float32(pixels))  # a black or white object
+        keep = max(float(frac32 * np.float32(total)), min_area32)
+        colours = [k for k, n in enumerate(chrom) if n >= keep]
         filled = np.zeros((bh, bw), np.uint8)
         cv2.drawContours(filled, [c], -1, 1, cv2.FILLED, offset=(-x, -y))
         if achromatic or len(colours) <= 1:
             # Shape fits use the hull's area; the position uses the region's own pixels (holes
             # filled), which a clean shape gives exactly and a ragged one nearly so.
-            label = np.where(detector._achromatic, counts, 0).argmax() if achromatic \
-                else chrom.argmax()
-            parts.append(_Part(filled, int(label), None, hull, (x, y, bw, bh),
-                               float(cv2.countNonZero(solid)), float(counts.sum())))
+            votes_of = [n if ok else 0.0 for n, ok in zip(counts, achromatic_label)] \
+                if achromatic else chrom
+            label = votes_of.index(max(votes_of))  # the first of the largest, as argmax
+            parts.append(_Part(filled, label, None, hull, (x, y, bw, bh),
+                               float(cv2.countNonZero(solid)), float(pixels)))
             continue
         region = np.zeros((h, w), np.uint8)
         region[y : y + bh, x : x + bw] = filled
@@ -485,8 +489,6 @@ def _fit(
     solidity = area / hull_area * solid_share
     if solidity < cfg.min_solidity:
         return None
-    (ccx, ccy), r = cv2.minEnclosingCircle(hull)
-    r += 0.5
     rect = cv2.minAreaRect(hull)
     rect = (rect[0], (rect[1][0] + 1, rect[1][1] + 1), rect[2])
     rect_fill = area / (rect[1][0] * rect[1][1])
@@ -515,7 +517,11 @@ def _fit(
         fits["triangle"] = area / grown if tri_area > 0 else 0.0
     if occluded and max(fits.values()) >= cfg.whole_fit:
         occluded = False  # it touches another object but is a whole shape on its own
+    centre = None  # the enclosing circle's centre: only a hidden circle is placed there
     if occluded:
+        (ccx, ccy), r = cv2.minEnclosingCircle(hull)
+        r += 0.5
+        centre = (ccx, ccy)
         # Score each fitted shape by how much of it this object *or an occluder* covers.
         box, tri_px = _px(cv2.boxPoints(rect)), _px(tri)
         fits = {
@@ -530,7 +536,7 @@ def _fit(
     if fit < cfg.min_fit:
         shape = "unknown"
     # Which point stands for the object: the config's position convention (scoring/position.py).
-    comp = Component(shape, contour, mask, (ccx, ccy), rect, tri, bool(occluded))
+    comp = Component(shape, contour, mask, centre, rect, tri, bool(occluded))
     cx, cy = object_position(comp, cfg.position)
     return Detection(
         shape=shape,

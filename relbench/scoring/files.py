@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -123,17 +124,36 @@ def read_image(
     before decoding. `name` is how errors call the file (default the path)."""
     path = Path(path)
     name = str(path) if name is None else name
-    if not path.is_file():
-        raise ImageReadError(f"{name}: no such file")
-    if path.stat().st_size == 0:
-        raise ImageReadError(f"{name}: empty file")
-    check_pixels(image_size(str(path), name), name, max_pixels)
-    with open(path, "rb") as f:
-        head = f.read(2)
-        f.seek(max(0, path.stat().st_size - 64))
-        _check_complete(head, f.read(), name)
-    img = _decode(lambda: cv2.imread(str(path), cv2.IMREAD_UNCHANGED), name)
+    try:
+        # Non-blocking open: a FIFO planted in a folder must not hang the run.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            if not _regular(f):
+                raise ImageReadError(f"{name}: no such file")
+            head = f.read(_HEADER_BYTES)
+            if not head:
+                raise ImageReadError(f"{name}: empty file")
+            size = _header_size(head)  # the header decides before the rest is read
+            check_pixels(size if size is not None else image_size(str(path), name), name,
+                         max_pixels)
+            data = head + f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ImageReadError(f"{name}: no such file") from None
+    except PermissionError:
+        raise ImageReadError(f"{name}: cannot read (permission denied)") from None
+    _check_complete(data[:2], data[-64:], name)
+    img = _decode(lambda: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), name)
     return _normalise(img, name, background)
+
+
+_HEADER_BYTES = 1 << 16
+"""Bytes read before the pixel cap is checked: a PNG header and most JPEG headers."""
+
+
+def _regular(f) -> bool:
+    """Whether an open file is a regular file (not a directory, FIFO or device)."""
+    import stat
+
+    return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
 
 
 def _check_complete(head: bytes, tail: bytes, name: str) -> None:

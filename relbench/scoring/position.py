@@ -61,7 +61,7 @@ class Component:
     shape: str
     contour: np.ndarray
     mask: np.ndarray
-    circle_center: tuple[float, float]
+    circle_center: tuple[float, float] | None  # computed for an occluded object only
     rect: RotatedRect
     triangle: np.ndarray | None
     occluded: bool
