@@ -94,3 +94,20 @@ def decode_vs_score(blobs: list[bytes], specs: list, detector: Any, rounds: int 
             score_image(decode_image(b), s, detector)
         t_all = min(t_all, time.perf_counter() - t0)
     return t_all, t_dec
+
+
+class Tee:
+    """Write to a stream and to a file: a benchmark's `--log` printout, from which published
+    figures are taken."""
+
+    def __init__(self, stream: Any, path: Path) -> None:
+        self.stream, self.file = stream, open(path, "w", encoding="utf-8")
+
+    def write(self, text: str) -> int:
+        self.file.write(text)
+        self.file.flush()
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+        self.file.flush()

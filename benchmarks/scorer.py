@@ -154,22 +154,6 @@ def throughput(n: int, detector, seed: int) -> bool:
     return rate >= 3000 and ratio <= 3.0
 
 
-class _Tee:
-    """Write to a stream and to a file (the benchmark's log)."""
-
-    def __init__(self, stream, path: Path) -> None:
-        self.stream, self.file = stream, open(path, "w", encoding="utf-8")
-
-    def write(self, text: str) -> int:
-        self.file.write(text)
-        self.file.flush()
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-        self.file.flush()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=400, help="images per condition")
@@ -195,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                         "scorer_styles.txt): published figures come from such logs")
     args = p.parse_args(argv)
     if args.log is not None:
-        sys.stdout = _Tee(sys.stdout, args.log)
+        sys.stdout = __import__("_common").Tee(sys.stdout, args.log)
     __import__("_common").print_hardware_header()
     print(f"command: python benchmarks/scorer.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     n = 50 if args.quick else args.n

@@ -1,6 +1,6 @@
 """Start-up cost of the `relbench` command, and a whole `relbench score` process against decoding.
 
-    python benchmarks/startup.py [--n 6000] [--repeats 5] [--size 128] [--workers 1]
+    python benchmarks/startup.py [--n 6000] [--repeats 5] [--size 128] [--workers 1] [--log FILE]
 
 Renders N flat two-object PNGs (relbench.render of relbench.scene.random_scene, seeded) with a
 metadata.jsonl of prompts into a temporary folder, then times, best of --repeats interleaved
@@ -140,7 +140,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="interleaved rounds; the best is reported")
     p.add_argument("--workers", type=int, default=1, help="relbench score --workers")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log", type=Path, default=None,
+                   help="also write the printout to this file (benchmarks/results/startup.txt)")
     a = p.parse_args(argv)
+    if a.log is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        sys.stdout = __import__("_common").Tee(sys.stdout, a.log)
+        print(f"command: python benchmarks/startup.py "
+              f"{' '.join(argv if argv is not None else sys.argv[1:])}")
 
     exe = relbench_exe()
     tmp = Path(tempfile.mkdtemp(prefix="relbench-startup-"))

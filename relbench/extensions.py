@@ -13,7 +13,9 @@ e.g. in its pyproject.toml:
 The entry-point tables are read once per process, and only when a name is not one of
 relbench's own, so start-up never pays for them; an entry point's code is imported only when
 its name is used. A run records the distribution and version of every extension it used
-(`provenance`), so a number produced with a third-party part names it.
+(`provenance`), so a number produced with a third-party part names it. Versions follow
+relbench's one rule (`relbench.versions`): semantic versions, "7" or "1.0" read as 7.0.0 or
+1.0.0, anything without a semantic form an error naming the package.
 """
 
 from __future__ import annotations
@@ -53,9 +55,14 @@ class Extension:
             ) from e
 
     def provenance(self) -> dict[str, str | None]:
-        """What a run log records about this extension."""
+        """What a run log records about this extension: the package version as a semantic
+        version (relbench.versions; a ValueError naming the package when it has none)."""
+        from relbench.versions import extension_release
+
+        version = None if self.version is None else extension_release(
+            self.version, f"{self.group} entry point {self.name!r}", self.package)
         return {"group": self.group, "name": self.name, "entry_point": self.value,
-                "package": self.package, "package_version": self.version}
+                "package": self.package, "package_version": version}
 
 
 @lru_cache(maxsize=None)

@@ -23,6 +23,7 @@ from relbench.runner import RunDir, RunDirError, open_run
 from relbench.scene import RELATIONS
 
 LEADERBOARD_SCHEMA_VERSION = "1"
+"""Schema number of leaderboard.json (relbench.versions: a plain integer)."""
 MARKDOWN, CSV, JSON, HTML = "leaderboard.md", "leaderboard.csv", "leaderboard.json", "index.html"
 PLOT_PERTURBATIONS = "accuracy_per_perturbation.png"
 PLOT_RELATIONS = "accuracy_per_relation.png"

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 import relbench
 
 RUN_SCHEMA_VERSION = "1"
+"""Schema number of run.json (relbench.versions: a plain integer, bumped only when a reader
+must change)."""
 
 
 class RunInfo(BaseModel):

@@ -10,8 +10,9 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -61,11 +62,19 @@ class RunFailedError(RuntimeError):
     """A run stopped because its first images all failed to generate (summary status "failed")."""
 
 
-def resolve_suite(name: str):
-    """A registered suite name, or `file:PATH` for a user's own prompts."""
+def resolve_suite(name: str, *, stream: bool = False):
+    """A registered suite name, or `file:PATH` for a user's own prompts. With `stream` (what
+    `relbench eval` uses) a file is checked and hashed in one pass here, then read row by row,
+    never held (relbench.suites.stream)."""
     from relbench.suites import get_suite, load_suite_file
 
     if name.startswith("file:"):
+        if stream:
+            from relbench.suites.stream import PromptFile
+
+            suite = PromptFile(Path(name[5:]))
+            suite.scan()  # a bad row fails here, before the model loads or anything is written
+            return suite
         return load_suite_file(Path(name[5:]))
     return get_suite(name)
 
@@ -135,7 +144,7 @@ def _run_eval_locked(
     started = utc_now()
     proc = process_info()
     grouped = proc.distributed and can_init() and init_process_group("gloo")
-    base = resolve_suite(cfg.suite)
+    base = resolve_suite(cfg.suite, stream=True)
     suites = [base] + [perturb_suite(base, p, seed=cfg.perturb_seed) for p in cfg.perturbations]
     if cfg.limit is not None and cfg.limit < 1:
         raise ValueError(f"limit must be a positive number of prompts, got {cfg.limit}")
@@ -171,24 +180,22 @@ def _run_eval_locked(
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_or_write_info(out_dir, info)
 
-    jobs = [(s.name, p, seed) for s in suites for p in s.prompts for seed in cfg.seeds]
-    if cfg.limit is not None:  # the first `limit` originals and the perturbed prompts paired with them
-        kept = {p.id for p in base.prompts[: cfg.limit]}
-        jobs = [job for job in jobs if (job[1].source_id or job[1].id) in kept]
-    order = [_sample_id(p.id, seed) for _, p, seed in jobs]  # the canonical row order
+    jobs = _Jobs(suites, cfg.seeds, cfg.limit)  # read as generated: a file: suite is never held
+    order = _SampleIds(jobs)  # the canonical row order
     samples_path = out_dir / SAMPLES
     folded = proc.is_main and (grouped or not proc.distributed) and _fold_shards(out_dir, order)
     barrier()
     if proc.distributed:
-        jobs = shard(jobs, proc.rank, proc.world_size)
+        jobs = shard(list(jobs), proc.rank, proc.world_size)
         write_path = out_dir / SHARD_SAMPLES.format(rank=proc.rank)
         done = {r["sample_id"] for r in read_samples(samples_path)}
         done |= resume_ids(write_path)
     else:
         write_path = samples_path
         done = resume_ids(samples_path)
-    todo = [job for job in jobs if _sample_id(job[1].id, job[2]) not in done]
-    bar = _progress(len(jobs), len(jobs) - len(todo), progress and proc.is_main)
+    todo = (job for job in jobs if _sample_id(job[1].id, job[2]) not in done)
+    n_done = sum(_sample_id(p.id, seed) in done for _, p, seed in jobs) if done else 0
+    bar = _progress(len(jobs), n_done, progress and proc.is_main)
     try:
         _generate_into(write_path, todo, model, detector, cfg, out_dir, bar)
     except RunFailedError as e:
@@ -637,20 +644,26 @@ def run_report(run: RunDir) -> dict[str, Any]:
 
 
 def default_rescore_dir(run_dir: Path, detector_name: str, detector_version: str) -> Path:
-    """`RUN_DIR.rescored-<detector>-v<version>` beside the run."""
+    """`RUN_DIR.rescored-<scorer or detector config>-v<version>` beside the run."""
     run_dir = Path(run_dir)
     return run_dir.with_name(f"{run_dir.name}.rescored-{detector_name}-v{detector_version}")
 
 
 def rescore_run(
-    run_dir: Path, detector: str | Path, out_dir: Path, *, progress: bool = True
+    run_dir: Path, detector: str | Path | None, out_dir: Path, *, progress: bool = True,
+    scorer: str | None = None,
 ) -> dict:
     """Score the saved images of a finished run (`relbench eval --save-images`) with another
     scorer into a new run directory: run.json with the new scorer fields (and `rescored_from`),
     samples.jsonl with the images copied alongside, and summary.json. Rows that were unscorable
-    at generation (no image) stay unscorable."""
+    at generation (no image) stay unscorable.
+
+    `scorer` and `detector` choose the scorer as in `relbench score` and `eval`
+    (`relbench.scoring.api.load_scorer`): the classical detector with config `detector` (None:
+    `default`), or a scorer an installed package registers, recorded with its package in
+    `extensions` (`detector` with such a scorer is an error)."""
     from relbench import __version__
-    from relbench.scoring import load_detector
+    from relbench.scoring.api import load_scorer, scorer_provenance
 
     run = open_run(run_dir)
     if not run.complete:
@@ -676,14 +689,18 @@ def rescore_run(
             f"{unsaved[0].get('sample_id')})")
         raise RunDirError(f"cannot rescore {run.path}: {how}; re-run the eval with --save-images "
                           "into a new --out directory")
-    det = load_detector(detector)
+    det = load_scorer(scorer, detector=None if detector is None else str(detector))
     info = RunInfo.model_validate(run.info)
     old = {k: run.info.get(k) for k in ("scorer", "scorer_version", "scorer_config_hash",
                                         "relbench_version", "git_commit")}
+    extensions = [e for e in info.extensions if e.get("group") != "relbench.scorers"]
     info = info.model_copy(update={
         "scorer": det.name, "scorer_version": det.version,
         "scorer_config_hash": det.config_hash, "relbench_version": __version__,
         "git_commit": git_commit(),
+        # A third-party scorer has no detector config, hence no position convention to record.
+        "scorer_position": getattr(getattr(det, "config", None), "position", None),
+        "extensions": extensions + [e for e in (scorer_provenance(scorer),) if e],
     })
     rescored_from = {"run_dir": str(run.path), **old}
 
@@ -857,9 +874,44 @@ def _save_image(out_dir: Path, sample_id: str, image: np.ndarray) -> str:
     return rel
 
 
-def _batches(items: list, n: int) -> Iterator[list]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
+def _batches(items: Iterable, n: int) -> Iterator[list]:
+    """Lists of `n` items (the last may be shorter), taken from `items` as they come."""
+    it = iter(items)
+    while batch := list(islice(it, n)):
+        yield batch
+
+
+class _Jobs:
+    """The (suite name, prompt, seed) jobs of a run in canonical order (suite, prompt, seed):
+    with `limit`, the first `limit` prompts of each suite (a perturbed prompt sits at the index
+    of the original it pairs with). Prompts are read anew on each iteration, so a streamed
+    `file:` suite is never held."""
+
+    def __init__(self, suites: Sequence[Any], seeds: Sequence[int], limit: int | None) -> None:
+        self.suites, self.seeds, self.limit = suites, seeds, limit
+
+    def __iter__(self) -> Iterator[tuple[str, Any, int]]:
+        for s in self.suites:
+            for p in islice(s.prompts, self.limit):
+                for seed in self.seeds:
+                    yield s.name, p, seed
+
+    def __len__(self) -> int:
+        n = sum(len(s) if self.limit is None else min(len(s), self.limit) for s in self.suites)
+        return n * len(self.seeds)
+
+
+class _SampleIds:
+    """The sample ids of `jobs`, in their order (re-iterable, sized, never held)."""
+
+    def __init__(self, jobs: _Jobs) -> None:
+        self.jobs = jobs
+
+    def __iter__(self) -> Iterator[str]:
+        return (_sample_id(p.id, seed) for _, p, seed in self.jobs)
+
+    def __len__(self) -> int:
+        return len(self.jobs)
 
 
 def _progress(total: int, initial: int, enabled: bool):

@@ -101,7 +101,7 @@ def test_perturb_suite_is_deterministic_paired_and_versioned():
     b = perturb_suite(core, "typos", seed=7)
     c = perturb_suite(core, "typos", seed=8)
     assert a.prompt_hash == b.prompt_hash != c.prompt_hash
-    assert a.name == "core+typos" and a.version == f"{core.version}+typos.1"
+    assert a.name == "core+typos" and a.version == f"{core.version}+typos-1.0.0"
     assert len(a) == len(core)
     assert [p.source_id for p in a.prompts] == [p.id for p in core.prompts]
     assert a.prompts[7].id == "core+typos/0007"

@@ -147,7 +147,7 @@ def test_a_registered_scorer_loads_and_satisfies_the_protocol(plugin):
 
     assert list_scorers()[0] == "default" and "mean" in list_scorers()
     scorer = load_scorer("mean")
-    assert isinstance(scorer, Scorer) and scorer.version == "3"
+    assert isinstance(scorer, Scorer) and scorer.version == "3.0.0"  # "3", read as semver
     assert isinstance(load_scorer(None), Scorer)  # the classical detector is the built-in one
 
 
@@ -183,7 +183,7 @@ def test_relbench_score_uses_a_registered_scorer_and_names_its_package(plugin, t
     res = CliRunner().invoke(app, ["score", str(folder), "--scorer", "mean", "--json", "--quiet"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
-    assert summary["detector"] == {"name": "mean", "version": "3", "config_hash": "mean-100"}
+    assert summary["detector"] == {"name": "mean", "version": "3.0.0", "config_hash": "mean-100"}
     assert summary["scorer_extension"]["package"] == "fakeplug"
     assert summary["scorer_extension"]["package_version"] == "1.2.3"
     lines = (folder / "scores.jsonl").read_text().splitlines()
@@ -222,9 +222,9 @@ def test_a_registered_perturbation_applies_with_its_version(plugin):
 
     assert "shout" in list_perturbations()
     pert = get_perturbation("shout")
-    assert pert.version == "7" and pert.extension["package_version"] == "1.2.3"
+    assert pert.version == "7.0.0" and pert.extension["package_version"] == "1.2.3"  # "7" as semver
     suite = perturb_suite(get_suite("core"), "shout")
-    assert suite.version.endswith("+shout.7")
+    assert suite.version == "1.0.0+shout-7.0.0"
     assert "RED" in suite.prompts[0].prompt.upper() and "RED" in suite.prompts[0].prompt
 
 
@@ -235,7 +235,7 @@ def test_an_eval_with_registered_parts_records_their_packages(plugin, tmp_path):
                      scorer="mean", limit=1)
     summary = run_eval(cfg, tmp_path / "run", progress=False)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["scorer"] == "mean" and run["scorer_version"] == "3"
+    assert run["scorer"] == "mean" and run["scorer_version"] == "3.0.0"
     assert run["scorer_position"] is None
     assert sorted((e["group"], e["name"], e["package"], e["package_version"])
                   for e in run["extensions"]) == [

@@ -1,4 +1,5 @@
-"""`relbench rescore RUN_DIR --detector NAME`: score a run's saved images with another scorer."""
+"""`relbench rescore RUN_DIR --detector NAME | --scorer NAME`: score a run's saved images with
+another scorer."""
 
 from __future__ import annotations
 
@@ -10,23 +11,32 @@ import typer
 
 def rescore(
     run_dir: Path = typer.Argument(..., help="A finished run made with eval --save-images"),
-    detector: str = typer.Option(..., "--detector", help="Scorer config name or JSON path"),
+    detector: Optional[str] = typer.Option(
+        None, "--detector", help="Config of the default scorer: name or JSON path"),
+    scorer: Optional[str] = typer.Option(
+        None, "--scorer", help="Scorer: default (the classical detector, configured by "
+        "--detector) or one an installed package registers (recorded in run.json)"),
     out: Optional[Path] = typer.Option(
-        None, "--out", help="New run directory (default RUN_DIR.rescored-<detector>-v<version>)"
+        None, "--out", help="New run directory (default RUN_DIR.rescored-<scorer>-v<version>)"
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar"),
 ) -> None:
     """Re-score the saved images of RUN_DIR into a new run directory (run.json, samples.jsonl,
-    summary.json); the original run is left untouched."""
+    summary.json) with the scorer --scorer and --detector choose, as for `relbench eval`; the
+    original run is left untouched."""
     from relbench.runner import default_rescore_dir, rescore_run
-    from relbench.scoring import load_detector
+    from relbench.scoring.api import load_scorer
 
+    if detector is None and scorer is None:
+        typer.echo("error: name the new scorer: --detector NAME (a config of the default scorer) "
+                   "or --scorer NAME", err=True)
+        raise typer.Exit(2)
     try:
         if out is None:
-            cfg = load_detector(detector).config
-            out = default_rescore_dir(run_dir, cfg.name, cfg.version)
-        summary = rescore_run(run_dir, detector, out, progress=not quiet)
-    except (ValueError, FileNotFoundError) as e:
+            det = load_scorer(scorer, detector=detector)
+            out = default_rescore_dir(run_dir, det.name, det.version)
+        summary = rescore_run(run_dir, detector, out, progress=not quiet, scorer=scorer)
+    except (ValueError, FileNotFoundError, ImportError) as e:  # ImportError: a scorer's package
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     m, run = summary["metrics"], summary["run"]

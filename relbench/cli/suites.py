@@ -1,4 +1,5 @@
-"""`relbench suites list | show | ceiling | build`: inspect and regenerate the prompt suites."""
+"""`relbench suites list | show | ceiling | build | lock-perturbations`: inspect and regenerate
+the prompt suites and the perturbation lock."""
 
 from __future__ import annotations
 
@@ -106,5 +107,37 @@ def build_cmd(
             typer.echo(f"{name}: out of date: " + "; ".join(problems))
         else:
             typer.echo(f"{name}: ok")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("lock-perturbations")
+def lock_perturbations_cmd(
+    names: Optional[list[str]] = typer.Argument(
+        None, help="Perturbations (default: all of relbench's)"),
+    write: bool = typer.Option(
+        False, "--write", help="Regenerate prompts/frozen/perturbations.json"),
+) -> None:
+    """Check that each perturbation's output on each registered suite matches the lock
+    (non-zero exit if not); --write regenerates it (refused for a changed output whose
+    perturbation version was not bumped)."""
+    from relbench.suites.perturbation_lock import check_lock, locked_names, write_lock
+
+    if write:
+        try:
+            changed = write_lock(names or None)
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"written: {', '.join(changed)}" if changed else "unchanged")
+        return
+    failed = False
+    for name in names or locked_names():
+        try:
+            problems = check_lock(name)
+        except ValueError as e:
+            problems = [str(e)]
+        failed = failed or bool(problems)
+        typer.echo(f"{name}: " + ("out of date: " + "; ".join(problems) if problems else "ok"))
     if failed:
         raise typer.Exit(1)

@@ -29,6 +29,7 @@ from relbench.runlog import file_hash
 
 FORMAT = "relbench-dit-checkpoint"
 FORMAT_VERSION = 1
+"""Schema number of a checkpoint's config.json (`version`; relbench.versions: an integer)."""
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
 

@@ -122,8 +122,8 @@ def read_image(
 
     The header is read first and an image over `max_pixels` (default MAX_PIXELS) is refused
     before decoding. `name` is how errors call the file (default the path)."""
-    path = Path(path)
-    name = str(path) if name is None else name
+    path = os.fspath(path)
+    name = path if name is None else name
     try:
         # Non-blocking open: a FIFO planted in a folder must not hang the run.
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
@@ -133,7 +133,7 @@ def read_image(
             if not head:
                 raise ImageReadError(f"{name}: empty file")
             size = _header_size(head)  # the header decides before the rest is read
-            check_pixels(size if size is not None else image_size(str(path), name), name,
+            check_pixels(size if size is not None else image_size(path, name), name,
                          max_pixels)
             data = head + f.read()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence, TypeVar, Union
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from relbench.suites.vocabulary import (
     TYPO_CHOICES,
     TYPO_WORDS,
 )
+from relbench.versions import check_release, extension_release, perturbed_release
 
 Rng = Union[np.random.Generator, random.Random]
 PerturbFn = Callable[[SuitePrompt, Rng], SuitePrompt]
@@ -38,7 +39,9 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Perturbation:
-    """A registered perturbation: name, version (bump when its output changes) and function."""
+    """A registered perturbation: name, semantic version (bump it when its output changes: the
+    lock in prompts/frozen/perturbations.json refuses a changed output under the same version)
+    and function."""
 
     name: str
     version: str
@@ -62,8 +65,10 @@ class Perturbation:
 _REGISTRY: dict[str, Perturbation] = {}
 
 
-def perturbation(name: str, version: str = "1") -> Callable[[PerturbFn], PerturbFn]:
-    """Register `fn` as perturbation `name`; its docstring's first line is the description."""
+def perturbation(name: str, version: str = "1.0.0") -> Callable[[PerturbFn], PerturbFn]:
+    """Register `fn` as perturbation `name` at semantic version `version` (relbench.versions);
+    its docstring's first line is the description."""
+    check_release(version, f"perturbation {name!r}")
 
     def register(fn: PerturbFn) -> PerturbFn:
         if name in _REGISTRY:
@@ -92,14 +97,18 @@ def get_perturbation(name: str) -> Perturbation:
 
 def _external(obj: object, name: str, ext: Extension) -> Perturbation:
     """A third-party perturbation: a `Perturbation`, or a function (prompt, rng) -> prompt whose
-    `version` attribute (default: its package's version) is bumped when its output changes."""
+    `version` attribute (default: its package's version) is bumped when its output changes.
+    The version is read as a semantic version ("7" → 7.0.0; relbench.versions)."""
+    what = f"perturbation {name!r}"
     if isinstance(obj, Perturbation):
-        return replace(obj, name=name, extension=ext.provenance())
+        return replace(obj, name=name, version=extension_release(obj.version, what, ext.package),
+                       extension=ext.provenance())
     if not callable(obj):
         raise ValueError(f"perturbation {name!r} from package {ext.package} is neither a "
                          "Perturbation nor a function (prompt, rng) -> prompt")
     doc = (obj.__doc__ or "").strip().splitlines()
-    version = str(getattr(obj, "version", None) or ext.version or "0")
+    version = extension_release(str(getattr(obj, "version", None) or ext.version or "0.0.0"),
+                                what, ext.package)
     return Perturbation(name, version, doc[0] if doc else "", obj, ext.provenance())
 
 
@@ -117,22 +126,48 @@ def perturb_suite(suite: Suite, name: str, seed: int = 0) -> Suite:
 
     Each prompt draws from its own generator seeded by (seed, name, prompt id), so a prompt's
     perturbation does not depend on the others. Ids become "<new name>/<index>"; `source_id`
-    keeps pointing at the original prompt.
+    keeps pointing at the original prompt. A streamed suite (a `file:` suite in `relbench eval`,
+    relbench.suites.stream) stays streamed: its `perturbed` applies the same per prompt. On a
+    registered suite, one of relbench's own perturbations is checked against
+    `prompts/frozen/perturbations.json` (relbench.suites.perturbation_lock): a changed output
+    under the same version raises PerturbationLockError, a ValueError.
     """
+    if not isinstance(suite, Suite):
+        return suite.perturbed(name, seed)
+    from relbench.suites.perturbation_lock import LOCK_SEED, check_applied
+
+    out = apply_perturbation(suite, name, seed)
+    check_applied(suite, get_perturbation(name), seed, out,
+                  lambda: apply_perturbation(suite, name, LOCK_SEED))
+    return out
+
+
+def apply_perturbation(suite: Suite, name: str, seed: int = 0) -> Suite:
+    """`perturb_suite` of an in-memory suite without the lock check (what the lock is built
+    from)."""
     pert = get_perturbation(name)
     new_name = f"{suite.name}+{name}"
-    prompts = []
-    for i, p in enumerate(suite.prompts):
-        rng = random.Random(f"{seed}:{name}:{p.id}")
-        prompts.append(replace(pert(p, rng), id=f"{new_name}/{i:04d}"))
+    prompts = list(perturbed_prompts(suite.prompts, name, seed, new_name))
     return Suite(
         name=new_name,
-        version=f"{suite.version}+{name}.{pert.version}",
+        version=perturbed_release(suite.version, name, pert.version),
         description=f"{suite.description} Perturbed by {name} v{pert.version} (seed {seed}).",
         prompts=tuple(prompts),
         perturbation=name if suite.perturbation is None else f"{suite.perturbation}+{name}",
         seed=seed,
     )
+
+
+def perturbed_prompts(
+    prompts: Iterable[SuitePrompt], name: str, seed: int, new_name: str, start: int = 0
+) -> Iterator[SuitePrompt]:
+    """Perturbation `name` applied to each prompt in turn, ids "<new_name>/<index>" counted from
+    `start` (the work of `perturb_suite`, one prompt at a time, so a streamed suite needs no
+    list)."""
+    pert = get_perturbation(name)
+    for i, p in enumerate(prompts, start=start):
+        rng = random.Random(f"{seed}:{name}:{p.id}")
+        yield replace(pert(p, rng), id=f"{new_name}/{i:04d}")
 
 
 # ---------------------------------------------------------------- rng helpers (both rng kinds)
@@ -309,8 +344,10 @@ def typos(p: SuitePrompt, rng: Rng) -> SuitePrompt:
 
 __all__ = [
     "Perturbation",
+    "apply_perturbation",
     "get_perturbation",
     "list_perturbations",
     "perturb_suite",
     "perturbation",
+    "perturbed_prompts",
 ]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Union
+from typing import Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relbench.resources import prompts_dir
 from relbench.scene import COLOR_RGB, RELATIONS, SHAPES, ObjectSpec, RelationSpec, did_you_mean
-from relbench.suites.grammar import PromptParseError, analyse_prompt, format_prompt
+from relbench.suites.grammar import ParsedPrompt, PromptParseError, analyse_prompt, format_prompt
 from relbench.suites.phrases import PHRASES
 from relbench.suites.suite import Suite, SuitePrompt, canonical_line, rows_hash
 
@@ -27,6 +27,7 @@ DEFINITIONS_FILE = "suites.json"
 FROZEN_DIR = "frozen"
 INDEX_FILE = "index.json"
 SCHEMA_VERSION = "1"
+"""Schema number of prompts/suites.json (relbench.versions: a plain integer)."""
 
 Pair = tuple[Union[str, None], Union[str, None]]
 
@@ -43,12 +44,20 @@ class SuiteDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    version: str
+    """Semantic version MAJOR.MINOR.PATCH (relbench.versions); bump it to change the prompts."""
     description: str
     colors: Union[list[Pair], Literal["none"]]
     shapes: Union[list[Pair], Literal["distinct", "same", "none"]]
     phrases: Literal["canonical", "all"] = "canonical"
     template: int = Field(default=1, ge=1, le=6)
+
+    @field_validator("version")
+    @classmethod
+    def _semantic_version(cls, v: str) -> str:
+        from relbench.versions import check_release
+
+        return check_release(v, "suite definition")
 
     @field_validator("colors")
     @classmethod
@@ -290,34 +299,44 @@ def _user_prompt(row: object, name: str, i: int) -> SuitePrompt:
     text = row.get("prompt")
     if not isinstance(text, str):
         raise ValueError("missing 'prompt' (a string)")
-    parsed = None
-    if row.get("spec") is not None:
-        from relbench.safety import check_spec
-
-        if not isinstance(row["spec"], dict):
-            raise ValueError(f"spec must be an object, got {type(row['spec']).__name__}")
-        spec = check_spec(RelationSpec.from_dict(row["spec"]))  # unknown words fail at load
-    else:
-        parsed = analyse_prompt(text)  # PromptParseError is a ValueError
-        spec = parsed.spec
+    spec, phrase, template = read_user_prompt(text, row.get("spec"))
     pid = str(row.get("id") or f"{name}/{i:04d}")
-    if parsed is None:
-        try:
-            parsed = analyse_prompt(text)
-        except PromptParseError:
-            pass
-    phrase = parsed.phrase if parsed and parsed.spec.relation == spec.relation else None
     return SuitePrompt(
         id=pid,
         prompt=text,
         spec=spec,
         relation=spec.relation,
         phrase=phrase,
-        template=parsed.template if parsed and parsed.spec == spec else None,
+        template=template,
         perturbation=None,
         source_id=pid,
         meta={k: v for k, v in row.items() if k not in _ROW_FIELDS},
     )
+
+
+def read_user_prompt(
+    text: str, spec: object, parse: Callable[[str], ParsedPrompt] = analyse_prompt
+) -> tuple[RelationSpec, str | None, int | None]:
+    """(target spec, phrase, template) of a user's row: its `spec` when given (unknown words
+    fail here), else its text parsed; phrase and template when the text follows the grammar.
+    `parse` lets a caller bring a leaner cache (relbench.suites.stream)."""
+    parsed = None
+    if spec is not None:
+        from relbench.safety import check_spec
+
+        if not isinstance(spec, dict):
+            raise ValueError(f"spec must be an object, got {type(spec).__name__}")
+        target = check_spec(RelationSpec.from_dict(spec))  # unknown words fail at load
+    else:
+        parsed = parse(text)  # PromptParseError is a ValueError
+        target = parsed.spec
+    if parsed is None:
+        try:
+            parsed = parse(text)
+        except PromptParseError:
+            pass
+    phrase = parsed.phrase if parsed and parsed.spec.relation == target.relation else None
+    return target, phrase, parsed.template if parsed and parsed.spec == target else None
 
 
 __all__ = [

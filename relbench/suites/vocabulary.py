@@ -9,8 +9,8 @@ from __future__ import annotations
 from relbench.scene import COLOR_RGB, RELATIONS, SHAPES
 from relbench.suites.phrases import PHRASES
 
-GRAMMAR_VERSION = "1"
-"""Version of the vocabulary and parsing rules below."""
+GRAMMAR_VERSION = "1.0.0"
+"""Semantic version (relbench.versions) of the vocabulary and parsing rules below."""
 
 COLOR_SYNONYMS: dict[str, tuple[str, ...]] = {
     "red": ("crimson", "scarlet", "ruby"),
