@@ -30,7 +30,9 @@ from relbench.leaderboard import build_leaderboard
 from relbench.models import load_model
 from relbench.runner import RUN_INFO, SUMMARY, EvalConfig, run_eval
 from relbench.scoring import load_detector
-from relbench.suites import get_suite, list_perturbations, list_suites, perturb_suite
+from relbench.suites import (
+    get_perturbation, get_suite, list_perturbations, list_suites, perturb_suite,
+)
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"
@@ -54,7 +56,8 @@ def expected_info(model: dict, suite: str, perturbations: list[str]) -> dict:
         "model": json.loads(json.dumps(model)),  # as stored: tuples become lists
         "suite_version": base.version,
         "prompt_hash": base.prompt_hash,
-        "perturbations": [perturb_suite(base, p).prompt_hash for p in perturbations],
+        "perturbations": [[p, get_perturbation(p).version, perturb_suite(base, p).prompt_hash]
+                          for p in perturbations],
         "scorer_version": det.version,
         "scorer_config_hash": det.config_hash,
         "seeds": SEEDS,
@@ -62,12 +65,14 @@ def expected_info(model: dict, suite: str, perturbations: list[str]) -> dict:
 
 
 def matches(run_dir: Path, want: dict) -> bool:
-    """Whether the run.json in `run_dir` records the wanted model, suite, scorer and seeds."""
+    """Whether the run.json in `run_dir` records the wanted model, suite (and perturbation
+    names, versions and hashes), scorer and seeds."""
     if not (run_dir / RUN_INFO).is_file():
         return False
     info = json.loads((run_dir / RUN_INFO).read_text())
     have = {k: info.get(k) for k in want}
-    have["perturbations"] = [p.get("prompt_hash") for p in info.get("perturbations", [])]
+    have["perturbations"] = [[p.get("name"), p.get("version"), p.get("prompt_hash")]
+                             for p in info.get("perturbations", [])]
     return have == want
 
 
