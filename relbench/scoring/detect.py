@@ -208,8 +208,8 @@ def segment(image: np.ndarray, detector: Detector) -> Segmentation:
     image, names, dist, bg, masked = _distances(image, detector)
     thresholds = detector.thresholds(bg)
     fg = ((dist > 0) if masked else (dist > thresholds.take(names))).view(np.uint8)
-    if cfg.edge_radius_px > 0 and _has_weak_pixels(dist, thresholds, cfg.edge_split):
-        _trim_edges(fg, dist, cfg)
+    if cfg.edge_radius_px > 0:
+        _trim_edges(fg, dist, thresholds, cfg)
     contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     return Segmentation(image, names, fg, contours, bg)
 
@@ -231,7 +231,7 @@ def _distances(
         bg = fit_background(image, cfg)
     names = detector.names(image)
     # Only a named pixel can be foreground, and only foreground distances are used later (the
-    # edge rule reads them; `_has_weak_pixels` then still finds every weak foreground pixel),
+    # edge rule reads them; its weak-pixel test then still finds every weak foreground one),
     # so distances are computed inside the box around the named pixels and left 0 elsewhere.
     x, y, bw, bh = cv2.boundingRect(names)
     dist = np.zeros((h, w), np.float32)
@@ -252,14 +252,17 @@ def _distances(
 
 def _has_weak_pixels(dist: np.ndarray, thresholds: np.ndarray, split: float) -> bool:
     """Whether any pixel's distance lies between the lowest foreground threshold and `split` of
-    the largest distance: without one (a hard-edged flat render) there is no edge to trim."""
+    the largest distance: without one (a hard-edged flat render) there is no edge to trim.
+    Called on the box around the foreground: pixels outside it are not foreground, and the
+    edge rule changes only foreground pixels."""
     top = float(dist.max())
     low = float(thresholds[1:].min())
     return low < split * top and cv2.countNonZero(
         cv2.inRange(dist, np.float64(low), np.float64(split * top))) > 0
 
 
-def _trim_edges(fg: np.ndarray, dist: np.ndarray, cfg: DetectorConfig) -> None:
+def _trim_edges(fg: np.ndarray, dist: np.ndarray, thresholds: np.ndarray,
+                cfg: DetectorConfig) -> None:
     """Split edges at a share of the nearby object's contrast, in place.
 
     A pixel near the background counts only if it is at least `edge_split` of the way from the
@@ -279,8 +282,11 @@ def _trim_edges(fg: np.ndarray, dist: np.ndarray, cfg: DetectorConfig) -> None:
     m = 2 * r
     y0, y1 = max(0, y - m), min(fg.shape[0], y + bh + m)
     x0, x1 = max(0, x - m), min(fg.shape[1], x + bw + m)
+    d = dist[y0:y1, x0:x1]
+    if not _has_weak_pixels(d, thresholds, cfg.edge_split):
+        return
     roi = np.ascontiguousarray(fg[y0:y1, x0:x1])
-    d = np.ascontiguousarray(dist[y0:y1, x0:x1], dtype=np.float32)
+    d = np.ascontiguousarray(d, dtype=np.float32)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
     inner = cv2.erode(roi, kernel)  # 0 where a background pixel lies within r
     window = (4 * r + 1, 4 * r + 1)
