@@ -3,6 +3,7 @@
     python benchmarks/scorer.py [--n 400] [--quick] [--detector default] [--seed 0]
     python benchmarks/scorer.py --styles [--n 400] [--n-combo 800] [--size 256]
     python benchmarks/scorer.py --conventions
+    python benchmarks/scorer.py --speed-only     # (and --no-speed: accuracy alone)
 
 For each condition, renders N two-object scenes and scores each image three times: against
 its true spec (positive, should be correct), the opposite relation (negative) and the spec
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import sys
 from pathlib import Path
@@ -174,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conventions", action="store_true",
                    help="instead: the position convention × geometry tables "
                         "(benchmarks/_conventions.py)")
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument("--no-speed", action="store_true",
+                       help="accuracy only (run the speed tables apart, on an idle machine)")
+    speed.add_argument("--speed-only", action="store_true",
+                       help="only the throughput: the flat-suite line and the 128 / 512 px flat "
+                            "and styled table (benchmarks/results/scorer_speed.txt)")
     p.add_argument("--log", type=Path, default=None,
                    help="also write the printout to this file (e.g. benchmarks/results/"
                         "scorer_styles.txt): published figures come from such logs")
@@ -189,17 +197,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if _conventions.report(n, args.seed, args.margin_px) else 1
     detector = load_detector(args.detector)
     print(f"detector {detector.name} v{detector.version} ({detector.config_hash[:12]})")
+    if args.speed_only:
+        import _styles
+
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min)")
+        flat_ok = throughput(max(n * 5, 500), detector, args.seed)
+        return 0 if _styles.speed_table(max(n, 100), detector, args.seed) and flat_ok else 1
     if args.styles:
         import _styles
 
         n_combo = args.n_combo if args.n_combo is not None else 2 * n
         acc_ok = _styles.accuracy_table(n, n_combo, detector, args.seed, args.size,
                                         args.show_failures)
-        speed_ok = _styles.speed_table(max(n, 100), detector, args.seed)
+        speed_ok = args.no_speed or _styles.speed_table(max(n, 100), detector, args.seed)
         return 0 if acc_ok and speed_ok else 1
     print(f"{n} images per condition; offsets within {args.margin_px} px of T redrawn")
     acc_ok = accuracy(n, detector, args.seed, args.show_failures, args.margin_px)
-    speed_ok = throughput(max(n * 5, 500), detector, args.seed)
+    speed_ok = args.no_speed or throughput(max(n * 5, 500), detector, args.seed)
     return 0 if acc_ok and speed_ok else 1
 
 
