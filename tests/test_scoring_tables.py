@@ -1,0 +1,81 @@
+"""The scorer's shortcuts give what the plain computation gives: colour tables indexed by each
+channel's top bits, and the edge rule run on the box around the foreground."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relbench.scoring import load_detector
+from relbench.scoring.colour import build_lut, expand, packed
+from relbench.styles import sample_styled
+
+detect_mod = importlib.import_module("relbench.scoring.detect")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_detector("default")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([4, 5, 6, 7]))
+def test_expanded_table_reads_the_grid_cell_of_each_pixel(seed, bits):
+    rng = np.random.default_rng(seed)
+    n = 1 << bits
+    table = rng.integers(0, 256, n**3, dtype=np.uint8)  # indexed [R, G, B] row-major
+    image = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    q = image >> (8 - bits)
+    direct = table[(q[..., 0].astype(int) * n + q[..., 1]) * n + q[..., 2]]
+    assert np.array_equal(expand(table, bits).take(packed(image, bits)), direct)
+
+
+def test_names_come_from_the_colour_regions(detector):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    bits = detector.config.lut_bits
+    q = image >> (8 - bits)
+    n = 1 << bits
+    grid = build_lut(detector.config)
+    want = grid[(q[..., 0].astype(int) * n + q[..., 1]) * n + q[..., 2]]
+    assert np.array_equal(detector.names(image), want)
+
+
+def _whole_image_edge_rule(fg, dist, thresholds, cfg):
+    """The edge rule over the whole image, written plainly: the reference for the boxed one."""
+    import cv2
+
+    top, low = float(dist.max()), float(thresholds[1:].min())
+    weak = (dist >= low) & (dist <= cfg.edge_split * top)
+    if not (low < cfg.edge_split * top and weak.any()):
+        return fg
+    r = cfg.edge_radius_px
+    near_bg = cv2.dilate(1 - fg, np.ones((2 * r + 1, 2 * r + 1), np.uint8)).astype(bool)
+    window = (4 * r + 1, 4 * r + 1)
+    d = dist.astype(np.float32)
+    mass = cv2.boxFilter(fg.astype(np.float32), -1, window, normalize=False)
+    level = cv2.boxFilter(fg * d, -1, window, normalize=False)
+    level *= cfg.edge_split / np.maximum(mass, 1.0)
+    out = fg.copy()
+    out[near_bg & (d < level)] = 0
+    return out
+
+
+@pytest.mark.parametrize("factors", [(), ("shading", "background", "jpeg"), ("outline", "shadow")])
+def test_edge_rule_on_the_foreground_box_equals_the_whole_image(detector, factors):
+    cfg = detector.config
+    changed = 0
+    for seed in range(6):
+        image = sample_styled(factors, seed=seed, size=128).image
+        image, names, dist, bg, masked = detect_mod._distances(image, detector)
+        thresholds = detector.thresholds(bg)
+        fg = ((dist > 0) if masked else (dist > thresholds.take(names))).view(np.uint8)
+        boxed = fg.copy()
+        detect_mod._trim_edges(boxed, dist, thresholds, cfg)
+        assert np.array_equal(boxed, _whole_image_edge_rule(fg, dist, thresholds, cfg))
+        changed += int((boxed != fg).sum())
+    assert changed > 0  # the rule did trim something on these images
