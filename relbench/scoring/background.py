@@ -112,11 +112,15 @@ def border_samples(
     h, w = rgb.shape[:2]
     bw = _strip_width(h, w, frac)
     u, v, index = _strip_coords(h, w, bw, max_samples)
-    rows = rgb.reshape(-1, 3)[index].reshape(-1, 1, 3)
-    lab8 = cv2.cvtColor(rows, cv2.COLOR_RGB2Lab).reshape(-1, 3)
-    samples = lab8 * _LAB8_TO_LAB_SCALE  # OpenCV's 8-bit Lab -> L* 0..100, a*, b* (float32)
-    samples += _LAB8_TO_LAB_OFFSET
-    return u, v, samples
+    return u, v, lab_of(rgb.reshape(-1, 3)[index].reshape(-1, 1, 3)).reshape(-1, 3)
+
+
+def lab_of(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 RGB -> float32 CIELAB, L* 0..100, by OpenCV's 8-bit conversion (the one
+    the whole-image distances use)."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab) * _LAB8_TO_LAB_SCALE
+    lab += _LAB8_TO_LAB_OFFSET
+    return lab
 
 
 _LAB8_TO_LAB_SCALE = np.array([100.0 / 255.0, 1.0, 1.0], np.float32)
@@ -179,4 +183,4 @@ def _inliers(resid: np.ndarray, k: float, floor: float) -> np.ndarray:
     return resid <= max(k * scale, floor)
 
 
-__all__ = ["Background", "border_samples", "fit_background"]
+__all__ = ["Background", "border_samples", "fit_background", "lab_of"]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from relbench.scoring.background import Background, fit_background
+from relbench.scoring.background import Background, fit_background, lab_of
 from relbench.scoring.colour import build_lut, expand, grid_lab, packed
 from relbench.scoring.config import DetectorConfig
 from relbench.scoring.position import Component, object_position
@@ -87,6 +87,7 @@ class Detector:
         achromatic = np.array([not r.chromatic for r in config.colours.values()], bool)
         self._achromatic = np.concatenate([[False], achromatic])  # indexed by label
         self._chromatic = np.concatenate([[False], ~achromatic])
+        self._label_kinds = (self._chromatic.tolist(), self._achromatic.tolist())  # for Python
 
     @property
     def name(self) -> str:
@@ -169,14 +170,6 @@ def estimate_background(image: np.ndarray) -> np.ndarray:
     border = np.concatenate([image[0, ::2], image[-1, ::2], image[1:-1:2, 0], image[1:-1:2, -1]])
     mid = len(border) // 2
     return np.partition(border, mid, axis=0)[mid].astype(np.float64)
-
-
-def _lab(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> float32 CIELAB with L* in 0..100 (8-bit OpenCV conversion)."""
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab).astype(np.float32)
-    lab[..., 0] *= 100.0 / 255.0
-    lab[..., 1:] -= 128.0
-    return lab
 
 
 @dataclass
@@ -324,7 +317,7 @@ def _border_index(h: int, w: int) -> np.ndarray:
 @lru_cache(maxsize=64)
 def _flat_model(r: int, g: int, b: int) -> Background:
     """The flat background model of one RGB colour (cached: a suite shares its background)."""
-    lab = _lab(np.array([[[r, g, b]]], np.uint8)).reshape(3)
+    lab = lab_of(np.array([[[r, g, b]]], np.uint8)).reshape(3)
     coef = lab.reshape(3, 1).astype(np.float32)
     coef.flags.writeable = False
     return Background(coef=coef, degree=0, sigma=0.0)
@@ -374,7 +367,7 @@ def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
     h, w = seg.names.shape
     min_area = cfg.min_area_frac * h * w
     n_labels = len(detector.colors) + 1
-    chromatic, achromatic_label = detector._chromatic.tolist(), detector._achromatic.tolist()
+    chromatic, achromatic_label = detector._label_kinds
     # Shares and areas compare in float32, as they always have (the counts are float32).
     frac32, min_area32 = np.float32(cfg.split_min_frac), float(np.float32(min_area))
     parts: list[_Part] = []

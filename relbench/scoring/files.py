@@ -109,9 +109,7 @@ def decode_image(
     if not data:
         raise ImageReadError(f"{name}: empty file")
     check_pixels(image_size(data, name), name, max_pixels)
-    _check_complete(data[:2], data[-64:], name)
-    img = _decode(lambda: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), name)
-    return _normalise(img, name, background)
+    return _decode_checked(data, name, background)
 
 
 def read_image(
@@ -140,6 +138,11 @@ def read_image(
         raise ImageReadError(f"{name}: no such file") from None
     except PermissionError:
         raise ImageReadError(f"{name}: cannot read (permission denied)") from None
+    return _decode_checked(data, name, background)
+
+
+def _decode_checked(data: bytes, name: str, background: tuple[int, int, int]) -> np.ndarray:
+    """Bytes whose pixel count was checked -> RGB uint8 (`decode_image`'s conversions)."""
     _check_complete(data[:2], data[-64:], name)
     img = _decode(lambda: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), name)
     return _normalise(img, name, background)

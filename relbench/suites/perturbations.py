@@ -159,13 +159,12 @@ def apply_perturbation(suite: Suite, name: str, seed: int = 0) -> Suite:
 
 
 def perturbed_prompts(
-    prompts: Iterable[SuitePrompt], name: str, seed: int, new_name: str, start: int = 0
+    prompts: Iterable[SuitePrompt], name: str, seed: int, new_name: str
 ) -> Iterator[SuitePrompt]:
-    """Perturbation `name` applied to each prompt in turn, ids "<new_name>/<index>" counted from
-    `start` (the work of `perturb_suite`, one prompt at a time, so a streamed suite needs no
-    list)."""
+    """Perturbation `name` applied to each prompt in turn, ids "<new_name>/<index>" (the work of
+    `perturb_suite`, one prompt at a time, so a streamed suite needs no list)."""
     pert = get_perturbation(name)
-    for i, p in enumerate(prompts, start=start):
+    for i, p in enumerate(prompts):
         rng = random.Random(f"{seed}:{name}:{p.id}")
         yield replace(pert(p, rng), id=f"{new_name}/{i:04d}")
 

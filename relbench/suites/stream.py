@@ -79,7 +79,7 @@ class PromptFile:
         """The prompts, read from the file now (each access starts a new pass). A file changed
         since `scan()` is refused before its first prompt; see `relbench.suites.stream`."""
         self._check_unchanged()
-        yield from _prompts_of(_read_rows(self.path, self.name, _text_lines(self.path), 0))
+        yield from _prompts_of(_read_rows(self.path, self.name))
 
     def __iter__(self) -> Iterator[SuitePrompt]:
         return self.prompts
@@ -92,7 +92,7 @@ class PromptFile:
         if self._scan is not None:
             return self._scan
         stat = _stat(self.path)
-        n, canon, id_hashes = _check_rows(self.path, self.name, _text_lines(self.path), 0)
+        n, canon, id_hashes = _check_rows(self.path, self.name)
         digest = canon.hexdigest()
         if n == 0:
             raise ValueError(f"{self.path}: no prompts")
@@ -115,7 +115,7 @@ class PromptFile:
             return
         suspects = set(repeated.tolist())
         first_line: dict[str, int] = {}
-        for lineno, pid, _, _ in _read_rows(self.path, self.name, _text_lines(self.path), 0):
+        for lineno, pid, _, _ in _read_rows(self.path, self.name):
             if _id_hash(pid) not in suspects:
                 continue
             if pid in first_line:
@@ -154,7 +154,7 @@ class PromptFile:
         self.scan()
         self._check_unchanged()
         h = sha256()
-        for p in _chained(self.prompts, chain, 0):
+        for p in _chained(self.prompts, chain):
             h.update(_prompt_line(p))
         return h.hexdigest()
 
@@ -231,14 +231,13 @@ def _utf8(path: Path, lineno: int, line: str) -> str:
     return line
 
 
-def _read_rows(path: Path, name: str, lines: Iterable[tuple[int, str]], first_index: int
-               ) -> Iterator[tuple[int, str, dict[str, Any], _Row]]:
-    """(line number, prompt id, row, what it reads as) per non-blank line, the prompts counted
-    from `first_index` (default ids "<name>/<index>"); ValueError "PATH:LINE: ..." for a bad
-    row, by the loader's rules (`read_user_prompt`)."""
+def _read_rows(path: Path, name: str) -> Iterator[tuple[int, str, dict[str, Any], _Row]]:
+    """(line number, prompt id, row, what it reads as) per non-blank line of the file (default
+    ids "<name>/<index>"); ValueError "PATH:LINE: ..." for a bad row, by the loader's rules
+    (`read_user_prompt`)."""
     from relbench.suites.registry import _user_prompt, read_user_prompt
 
-    for i, (lineno, line) in enumerate(lines, start=first_index):
+    for i, (lineno, line) in enumerate(_text_lines(path)):
         try:
             row = json.loads(line)
             if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
@@ -251,15 +250,14 @@ def _read_rows(path: Path, name: str, lines: Iterable[tuple[int, str]], first_in
         yield lineno, str(row.get("id") or f"{name}/{i:04d}"), row, read
 
 
-def _check_rows(path: Path, name: str, lines: Iterable[tuple[int, str]], first_index: int
-                ) -> tuple[int, Any, array]:
-    """Check the rows of `lines`: (prompts, sha256 of their canonical lines, 64-bit id hashes)."""
+def _check_rows(path: Path, name: str) -> tuple[int, Any, array]:
+    """Check the file's rows: (prompts, sha256 of their canonical lines, 64-bit id hashes)."""
     from relbench.suites.registry import _ROW_FIELDS
 
     h = sha256()
     id_hashes = array("q")
     n = 0
-    for lineno, pid, row, (spec, phrase, template) in _read_rows(path, name, lines, first_index):
+    for lineno, pid, row, (spec, phrase, template) in _read_rows(path, name):
         meta = {k: v for k, v in row.items() if k not in _ROW_FIELDS}
         try:
             line = _canonical_row(pid, row["prompt"], spec, phrase, template, meta)
@@ -284,15 +282,15 @@ def _prompts_of(rows: Iterable[tuple[int, str, dict[str, Any], _Row]]) -> Iterat
         )
 
 
-def _chained(prompts: Iterable[SuitePrompt], chain: tuple[tuple[str, int, str], ...],
-             first_index: int) -> Iterator[SuitePrompt]:
-    """`prompts` (the first at index `first_index`) perturbed by each (perturbation, seed, suite
-    name) of `chain` in turn, as `perturb_suite` does."""
+def _chained(prompts: Iterable[SuitePrompt], chain: tuple[tuple[str, int, str], ...]
+             ) -> Iterator[SuitePrompt]:
+    """`prompts` perturbed by each (perturbation, seed, suite name) of `chain` in turn, as
+    `perturb_suite` does."""
     from relbench.suites.perturbations import perturbed_prompts
 
     out: Iterable[SuitePrompt] = prompts
     for name, seed, suite_name in chain:
-        out = perturbed_prompts(out, name, seed, suite_name, start=first_index)
+        out = perturbed_prompts(out, name, seed, suite_name)
     return iter(out)
 
 
