@@ -79,3 +79,44 @@ def test_edge_rule_on_the_foreground_box_equals_the_whole_image(detector, factor
         assert np.array_equal(boxed, _whole_image_edge_rule(fg, dist, thresholds, cfg))
         changed += int((boxed != fg).sum())
     assert changed > 0  # the rule did trim something on these images
+
+
+def _fresh(detector):
+    detector._dist.clear()
+    detector._seen.clear()
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["clean", "antialias", "blur", "overlap"]))
+def test_a_flat_background_scores_the_same_met_first_or_again(detector, seed, condition):
+    """An image's detections do not depend on whether the detector met its background before
+    (first sight computes its pixels' cells; from the second on, the whole table is read)."""
+    import random
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    scorer = importlib.import_module("scorer")
+    image, _ = scorer.make_image(condition, random.Random(seed), np.random.default_rng(seed))
+    _fresh(detector)
+    first = detect_mod.detect(image, detector)
+    detect_mod.detect(image, detector)
+    assert detector._dist, "the second sight builds the background's table"
+    again = detect_mod.detect(image, detector)
+    assert [d.to_dict() for d in first] == [d.to_dict() for d in again]
+    assert first, "the render has objects"
+
+
+def test_cell_distances_equal_the_table(detector):
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    image[:4] = image[-4:] = 128
+    bg = detect_mod._flat_model(128, 128, 128)
+    _fresh(detector)
+    idx = packed(image, detector.config.lut_bits)
+    names = detector._lut.take(idx)
+    direct = detector.cell_distances(idx, names, bg)
+    assert detector.foreground_table(bg) is None  # first sight: no table yet
+    table = detector.foreground_table(bg)
+    assert np.array_equal(direct, table.take(idx))
+    assert direct.any()

@@ -120,8 +120,8 @@ class Detector:
         rounded, capped at 255) where that distance makes the cell foreground, 0 where it does
         not; or None. A table takes tens of ms to build, so one is built only for a background
         seen before (rendered suites share one; generated images rarely do), and a few are
-        kept."""
-        key = tuple(int(v) for v in np.rint(bg.coef[:, 0]))
+        kept; `cell_distances` gives the same values for one image without it."""
+        key = self._flat_key(bg)
         table = self._dist.get(key)
         if table is None:
             if key not in self._seen:
@@ -139,6 +139,33 @@ class Detector:
         else:
             self._dist.move_to_end(key)
         return table
+
+    def cell_distances(self, idx: np.ndarray, names: np.ndarray, bg: Background) -> np.ndarray:
+        """What `foreground_table(bg)`'s table gives for the `packed` indices `idx` (with colour
+        labels `names`), computed for these pixels only: the (H, W) uint8 distance of each
+        pixel's colour cell from the flat background where it makes the pixel foreground, 0
+        elsewhere. Used for a background met for the first time, so that its first image is
+        scored exactly as the later ones are."""
+        out = np.zeros(idx.shape, np.uint8)
+        x, y, bw, bh = cv2.boundingRect(names)  # only a named pixel can be foreground
+        if bw == 0:
+            return out
+        bits = self.config.lut_bits
+        m = (1 << bits) - 1
+        sub = idx[y : y + bh, x : x + bw]
+        # packed: B' << 16 | G' << 8 | R'; the grid is indexed [R', G', B'] row-major.
+        cell = (((sub & m) << bits | (sub >> 8) & m) << bits) | (sub >> 16)
+        d = np.linalg.norm(self._grid_lab.take(cell.reshape(-1), axis=0)
+                           - np.asarray(self._flat_key(bg), np.float32), axis=1)
+        d8 = np.minimum(np.rint(d), 255).astype(np.uint8)
+        d8[d8 <= self.thresholds(bg).take(names[y : y + bh, x : x + bw].reshape(-1))] = 0
+        out[y : y + bh, x : x + bw] = d8.reshape(bh, bw)
+        return out
+
+    @staticmethod
+    def _flat_key(bg: Background) -> tuple[int, int, int]:
+        """A flat background's CIELAB colour, rounded: its distance table's key and origin."""
+        return tuple(int(v) for v in np.rint(bg.coef[:, 0]))
 
     def thresholds(self, bg: Background) -> np.ndarray:
         """Per label: the colour distance from the background a pixel needs to be foreground."""
@@ -215,13 +242,16 @@ def _distances(
     cfg = detector.config
     bg = _flat_background(image, cfg)
     if bg is not None:
+        # A flat background: distances from the colour cells' table, so that an image's result
+        # does not depend on whether the process has met its background before.
+        idx = packed(image, cfg.lut_bits)
+        names = detector._lut.take(idx)
         table = detector.foreground_table(bg)
-        if table is not None:  # a familiar flat background: distances by table lookup
-            idx = packed(image, cfg.lut_bits)
-            return image, detector._lut.take(idx), table.take(idx), bg, True
+        if table is not None:  # a familiar background: its whole table is built
+            return image, names, table.take(idx), bg, True
+        return image, names, detector.cell_distances(idx, names, bg), bg, True
     h, w = image.shape[:2]
-    if bg is None:
-        bg = fit_background(image, cfg)
+    bg = fit_background(image, cfg)
     names = detector.names(image)
     # Only a named pixel can be foreground, and only foreground distances are used later (the
     # edge rule reads them; its weak-pixel test then still finds every weak foreground one),
