@@ -30,6 +30,9 @@ class Background:
     coef: np.ndarray
     degree: int
     sigma: float
+    key: tuple[int, int, int] | None = None
+    """For a flat background: its CIELAB colour rounded to whole units (the key and origin of
+    its distance table)."""
 
     @property
     def flat(self) -> bool:

@@ -84,6 +84,7 @@ class Detector:
         self._grid_lab = grid_lab(config.lut_bits)
         self._dist: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._seen: OrderedDict[tuple[int, int, int], None] = OrderedDict()
+        self._thresholds: dict[float, np.ndarray] = {}
         achromatic = np.array([not r.chromatic for r in config.colours.values()], bool)
         self._achromatic = np.concatenate([[False], achromatic])  # indexed by label
         self._chromatic = np.concatenate([[False], ~achromatic])
@@ -165,15 +166,24 @@ class Detector:
     @staticmethod
     def _flat_key(bg: Background) -> tuple[int, int, int]:
         """A flat background's CIELAB colour, rounded: its distance table's key and origin."""
+        if bg.key is not None:
+            return bg.key
         return tuple(int(v) for v in np.rint(bg.coef[:, 0]))
 
     def thresholds(self, bg: Background) -> np.ndarray:
-        """Per label: the colour distance from the background a pixel needs to be foreground."""
-        cfg = self.config
-        thr = max(cfg.fg_min_delta_e, cfg.fg_noise_k * bg.sigma)
-        out = np.full(len(self.colors) + 1, _INF, np.float32)
-        out[self._chromatic] = thr
-        out[self._achromatic] = max(thr, cfg.achromatic_min_delta_e)
+        """Per label: the colour distance from the background a pixel needs to be foreground
+        (read-only; the same array for the same texture level)."""
+        out = self._thresholds.get(bg.sigma)
+        if out is None:
+            cfg = self.config
+            thr = max(cfg.fg_min_delta_e, cfg.fg_noise_k * bg.sigma)
+            out = np.full(len(self.colors) + 1, _INF, np.float32)
+            out[self._chromatic] = thr
+            out[self._achromatic] = max(thr, cfg.achromatic_min_delta_e)
+            out.flags.writeable = False
+            if len(self._thresholds) >= 256:
+                self._thresholds.clear()
+            self._thresholds[bg.sigma] = out
         return out
 
 
@@ -309,21 +319,32 @@ def _trim_edges(fg: np.ndarray, dist: np.ndarray, thresholds: np.ndarray,
     if not _has_weak_pixels(d, thresholds, cfg.edge_split):
         return
     roi = np.ascontiguousarray(fg[y0:y1, x0:x1])
-    d = np.ascontiguousarray(d, dtype=np.float32)
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
-    inner = cv2.erode(roi, kernel)  # 0 where a background pixel lies within r
+    inner = cv2.erode(roi, _square(2 * r + 1))  # 0 where a background pixel lies within r
     window = (4 * r + 1, 4 * r + 1)
     mass = cv2.boxFilter(roi, cv2.CV_32F, window, normalize=False)
-    level = cv2.boxFilter(cv2.multiply(roi, d, dtype=cv2.CV_32F), -1, window, normalize=False)
+    if d.dtype == np.uint8:
+        # Whole distances that are 0 off the foreground (a flat background's table): their sum
+        # is the foreground's, and exact in any order.
+        level = cv2.boxFilter(d, cv2.CV_32F, window, normalize=False)
+        d = d.astype(np.float32)
+    else:
+        d = np.ascontiguousarray(d, dtype=np.float32)
+        level = cv2.boxFilter(cv2.multiply(roi, d, dtype=cv2.CV_32F), -1, window, normalize=False)
     level = cv2.multiply(level, cv2.divide(cfg.edge_split, cv2.max(mass, 1.0)))
     keep = cv2.bitwise_or(inner, cv2.compare(d, level, cv2.CMP_GE))
     fg[y0:y1, x0:x1] = cv2.bitwise_and(roi, keep)
 
 
+@lru_cache(maxsize=8)
+def _square(side: int) -> np.ndarray:
+    """A square structuring element."""
+    return cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+
+
 def _flat_background(image: np.ndarray, cfg: DetectorConfig) -> Background | None:
     """A constant background when nearly all border pixels share one colour (rendered scenes,
     flat generated backgrounds), else None."""
-    border = image.reshape(-1, 3)[_border_index(*image.shape[:2])]  # (N, 3)
+    border = image.reshape(-1, 3).take(_border_index(*image.shape[:2]), axis=0)  # (N, 3)
     mid = len(border) // 2
     r, g, b = np.partition(border, mid, axis=0)[mid].tolist()
     t = cfg.flat_border_tolerance
@@ -350,7 +371,8 @@ def _flat_model(r: int, g: int, b: int) -> Background:
     lab = lab_of(np.array([[[r, g, b]]], np.uint8)).reshape(3)
     coef = lab.reshape(3, 1).astype(np.float32)
     coef.flags.writeable = False
-    return Background(coef=coef, degree=0, sigma=0.0)
+    key = tuple(int(v) for v in np.rint(coef[:, 0]))
+    return Background(coef=coef, degree=0, sigma=0.0, key=key)
 
 
 def label_pixels(image: np.ndarray, detector: Detector) -> np.ndarray:
