@@ -2,15 +2,16 @@
 
     python benchmarks/scorer_order.py [--n 400] [--seed 7] [--log FILE]
 
-A flat background is read directly (float CIELAB distances) the first time a detector meets it
-and through a lookup table (distances of 6-bit colour cells, rounded) from the second time on
-(relbench.scoring.detect.Detector.foreground_table). The two can place an object a little
-differently, so an image's result can depend on what was scored before it in the same process
+A detector builds a flat background's whole distance table (6-bit colour cells, rounded) only
+the second time it meets that background (relbench.scoring.detect.Detector.foreground_table);
+the first time, it computes the same cell distances for that image's pixels alone
+(Detector.cell_distances). Up to scorer 2.1.0 the first image was read with exact float
+distances instead, so an image's result could depend on what the same process scored before it
 (its position in a folder, `--workers`, a resume). For each flat-background image of the flat
 corruption suite (benchmarks/scorer.py's conditions whose border is one colour), this reads it
 with the background unseen and again through the table, and counts the images whose detections
 differ (any field, as written to 4 decimals) and those where a verdict differs (the true spec or
-either negative).
+either negative): both must be 0.
 """
 
 from __future__ import annotations
