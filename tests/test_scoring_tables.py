@@ -120,3 +120,43 @@ def test_cell_distances_equal_the_table(detector):
     table = detector.foreground_table(bg)
     assert np.array_equal(direct, table.take(idx))
     assert direct.any()
+
+
+def _plain_ellipse_overlap(hull, rect):
+    """IoU of the filled hull and the ellipse inscribed in `rect`, both drawn with fillPoly /
+    ellipse on one canvas that holds them: the reference for the scorer's shortcut."""
+    import cv2
+
+    pts = np.concatenate([cv2.boxPoints(rect), hull.reshape(-1, 2).astype(np.float32)])
+    x, y, bw, bh = cv2.boundingRect(pts)
+    lo = np.array([x - 1, y - 1], np.float64)
+    shape = np.zeros((bh + 3, bw + 3), np.uint8)
+    ellipse = np.zeros_like(shape)
+    poly = np.round((hull.reshape(-1, 2) - lo) * 16).astype(np.int32)
+    cv2.fillPoly(shape, [poly], 1, cv2.LINE_8, 4)
+    (cx, cy), (rw, rh), angle = rect
+    centre = (int(round((cx - lo[0]) * 16)), int(round((cy - lo[1]) * 16)))
+    axes = (int(round((rw - 1) / 2 * 16)), int(round((rh - 1) / 2 * 16)))
+    cv2.ellipse(ellipse, centre, axes, angle, 0, 360, 1, -1, cv2.LINE_8, 4)
+    union = np.count_nonzero(shape | ellipse)
+    return np.count_nonzero(shape & ellipse) / union if union else 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_ellipse_overlap_equals_drawing_both_shapes(seed):
+    """The fit reuses the hull filled on its own box (drawContours) and counts the union from
+    the two areas; drawing hull and ellipse on one canvas gives the same IoU."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    pts = rng.integers(0, rng.integers(3, 100), (rng.integers(3, 30), 2)).astype(np.int32)
+    hull = cv2.convexHull(pts.reshape(-1, 1, 2))
+    rect = cv2.minAreaRect(hull)
+    rect = (rect[0], (rect[1][0] + 1, rect[1][1] + 1), rect[2])
+    want = _plain_ellipse_overlap(hull, rect)
+    assert detect_mod._ellipse_overlap(hull, rect) == want
+    x, y, w, h = cv2.boundingRect(hull)
+    solid = np.zeros((h, w), np.uint8)
+    cv2.drawContours(solid, [hull], -1, 1, cv2.FILLED, offset=(-x, -y))
+    assert detect_mod._ellipse_overlap(hull, rect, solid) == want

@@ -411,6 +411,7 @@ class _Part:
     box: tuple[int, int, int, int] | None = None  # ... its bounding box (`mask` is a crop),
     hull_area: float = 0.0  # ... the pixel count of the filled hull,
     pixels: float = 0.0  # ... and of its foreground (how solid the region really is)
+    solid: np.ndarray | None = None  # ... and the filled hull itself, on the box
 
 
 def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
@@ -453,7 +454,7 @@ def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
                 if achromatic else chrom
             label = votes_of.index(max(votes_of))  # the first of the largest, as argmax
             parts.append(_Part(filled, label, None, hull, (x, y, bw, bh),
-                               float(cv2.countNonZero(solid)), float(pixels)))
+                               float(cv2.countNonZero(solid)), float(pixels), solid))
             continue
         region = np.zeros((h, w), np.uint8)
         region[y : y + bh, x : x + bw] = filled
@@ -486,7 +487,7 @@ def _detections(seg: Segmentation, parts: list[_Part], detector: Detector) -> li
             solid_share = part.pixels / max(part.hull_area, 1.0)
             local = part.contour - np.array([x, y], dtype=part.contour.dtype)
             det = _fit(local, area, part.label, part.mask, None, detector, (h, w), (x, y),
-                       solid_share, is_hull=True)
+                       solid_share, is_hull=True, solid=part.solid)
             if det is not None:
                 out.append(det)
             continue
@@ -524,6 +525,7 @@ def _fit(
     origin: tuple[int, int] = (0, 0),
     solid_share: float = 1.0,
     is_hull: bool = False,
+    solid: np.ndarray | None = None,
 ) -> Detection | None:
     """Classify one component by which enclosing shape it fills best, and place its centre.
 
@@ -549,7 +551,7 @@ def _fit(
         # rounded corners and all (an enclosing circle would call any ellipse a poor circle).
         # A disk fills pi/4 of its rectangle, so outside `circle_rect_fill` it cannot be one and
         # the drawing is skipped.
-        "circle": _ellipse_overlap(hull, rect)
+        "circle": _ellipse_overlap(hull, rect, solid if is_hull else None)
         if cfg.circle_rect_fill[0] <= rect_fill < cfg.circle_rect_fill[1] else 0.0,
         "square": rect_fill,
         "triangle": 0.0,
@@ -603,26 +605,33 @@ def _fit(
     )
 
 
-def _ellipse_overlap(hull: np.ndarray, rect) -> float:
+def _ellipse_overlap(hull: np.ndarray, rect, solid: np.ndarray | None = None) -> float:
     """Intersection over union of the filled hull and the ellipse inscribed in `rect` (a
-    rotated rectangle grown to pixel extents), both drawn on one small canvas."""
-    # The canvas holds both shapes with a margin; shifting both by whole pixels does not change
-    # how they rasterise, so any canvas that holds them gives the same counts.
-    pts = np.concatenate([cv2.boxPoints(rect), hull.reshape(-1, 2).astype(np.float32)])
-    x, y, bw, bh = cv2.boundingRect(pts)
-    lo = np.array([x - 1, y - 1], np.float64)
-    size = (bh + 3, bw + 3)
-    shape, ellipse = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
-    cv2.fillPoly(shape, [_px(hull.reshape(-1, 2) - lo)], 1, cv2.LINE_8, _SHIFT)
+    rotated rectangle grown to pixel extents). `solid`, when given, is the hull already filled
+    on its bounding box (`cv2.drawContours`, which fills a polygon of whole-pixel vertices
+    exactly as `cv2.fillPoly` does)."""
+    hx, hy, hw, hh = cv2.boundingRect(hull)
+    if solid is None:
+        solid = np.zeros((hh, hw), np.uint8)
+        cv2.drawContours(solid, [hull], -1, 1, cv2.FILLED, offset=(-hx, -hy))
+    # The ellipse is drawn on a canvas that holds both shapes with a margin; shifting both by
+    # whole pixels does not change how they rasterise, so any canvas that holds them gives the
+    # same counts. A bounding box of points depends only on their extremes, so the box of the
+    # rectangle's corners and the hull's is the union of their boxes.
+    bx, by, bw, bh = cv2.boundingRect(cv2.boxPoints(rect))
+    x0, y0 = min(bx, hx) - 1, min(by, hy) - 1
+    ellipse = np.zeros((max(by + bh, hy + hh) - y0 + 2, max(bx + bw, hx + hw) - x0 + 2), np.uint8)
     (cx, cy), (rw, rh), angle = rect
     f = 1 << _SHIFT
-    centre = (int(round((cx - lo[0]) * f)), int(round((cy - lo[1]) * f)))
+    centre = (int(round((cx - x0) * f)), int(round((cy - y0) * f)))
     # `rect` is grown to pixel extents; drawn outlines include their boundary pixels, so the
     # ellipse is drawn through the boundary pixel centres (half a pixel in on each side).
     axes = (int(round((rw - 1) / 2 * f)), int(round((rh - 1) / 2 * f)))
     cv2.ellipse(ellipse, centre, axes, angle, 0, 360, 1, -1, cv2.LINE_8, _SHIFT)
-    union = cv2.countNonZero(cv2.bitwise_or(shape, ellipse))
-    return cv2.countNonZero(cv2.bitwise_and(shape, ellipse)) / union if union else 0.0
+    oy, ox = hy - y0, hx - x0
+    inter = cv2.countNonZero(cv2.bitwise_and(ellipse[oy : oy + hh, ox : ox + hw], solid))
+    union = cv2.countNonZero(solid) + cv2.countNonZero(ellipse) - inter
+    return inter / union if union else 0.0
 
 
 def _touches_other(contour: np.ndarray, mask: np.ndarray, objmask: np.ndarray, margin: int) -> bool:
