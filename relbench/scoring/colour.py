@@ -102,7 +102,8 @@ def packed(image: np.ndarray, bits: int) -> np.ndarray:
     # RGBA bytes (R, G, B, A) read as a little-endian int32 are A << 24 | B << 16 | G << 8 | R.
     rgba = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA).view(np.int32)[..., 0]
     m = (1 << bits) - 1
-    return np.bitwise_and(np.right_shift(rgba, 8 - bits), m | m << 8 | m << 16)
+    np.right_shift(rgba, 8 - bits, out=rgba)
+    return np.bitwise_and(rgba, m | m << 8 | m << 16, out=rgba)
 
 
 __all__ = ["UNNAMED", "build_lut", "expand", "grid_lab", "in_region", "name_labels", "name_of",

@@ -288,7 +288,7 @@ def _has_weak_pixels(dist: np.ndarray, thresholds: np.ndarray, split: float) -> 
     the largest distance: without one (a hard-edged flat render) there is no edge to trim.
     Called on the box around the foreground: pixels outside it are not foreground, and the
     edge rule changes only foreground pixels."""
-    top = float(dist.max())
+    top = cv2.minMaxLoc(dist)[1]
     low = float(thresholds[1:].min())
     return low < split * top and cv2.countNonZero(
         cv2.inRange(dist, np.float64(low), np.float64(split * top))) > 0
