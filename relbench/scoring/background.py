@@ -115,7 +115,7 @@ def border_samples(
     h, w = rgb.shape[:2]
     bw = _strip_width(h, w, frac)
     u, v, index = _strip_coords(h, w, bw, max_samples)
-    return u, v, lab_of(rgb.reshape(-1, 3)[index].reshape(-1, 1, 3)).reshape(-1, 3)
+    return u, v, lab_of(rgb.reshape(-1, 3).take(index, axis=0).reshape(-1, 1, 3)).reshape(-1, 3)
 
 
 def lab_of(rgb: np.ndarray) -> np.ndarray:
@@ -156,7 +156,7 @@ def fit_background(rgb: np.ndarray, cfg: DetectorConfig) -> Background:
             ok, sol = cv2.solve(bk.T @ bk, bk.T @ kept_samples, flags=cv2.DECOMP_LU)  # (K, 3)
             resid = _norm(samples - basis @ sol)
             kept, keep = keep, _inliers(resid, outlier_k, floor)
-            if np.array_equal(kept, keep):
+            if not np.logical_xor(kept, keep).any():
                 break  # a refit on the same inliers would give the same surface
             kept_samples = samples[keep]
         coef = sol.T.astype(np.float32)

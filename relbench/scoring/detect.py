@@ -213,13 +213,25 @@ def estimate_background(image: np.ndarray) -> np.ndarray:
 class Segmentation:
     """What detection saw, at working resolution: colour-name labels, the foreground, and the
     outer contours of the connected foreground regions (a region inside another's hole, such as
-    a fill inside its outline ring, belongs to the outer one)."""
+    a fill inside its outline ring, belongs to the outer one).
+
+    On a familiar flat background the foreground comes from one table lookup and no label is
+    needed outside the regions: `names` is then None and `names_in` looks the labels of a box
+    up from the colour-table indices `index` and the detector's name table `name_table`."""
 
     image: np.ndarray
-    names: np.ndarray
+    names: np.ndarray | None
     foreground: np.ndarray
     regions: tuple
     background: Background
+    index: np.ndarray | None = None
+    name_table: np.ndarray | None = None
+
+    def names_in(self, x: int, y: int, bw: int, bh: int) -> np.ndarray:
+        """The (bh, bw) colour-name labels of the box at (x, y)."""
+        if self.names is not None:
+            return self.names[y : y + bh, x : x + bw]
+        return self.name_table.take(self.index[y : y + bh, x : x + bw])
 
 
 def _work_image(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -235,31 +247,34 @@ def segment(image: np.ndarray, detector: Detector) -> Segmentation:
     """Background model, colour names and foreground regions of an RGB uint8 image."""
     cfg = detector.config
     image = _work_image(to_rgb_uint8(image), cfg.work_max_side)
-    image, names, dist, bg, masked = _distances(image, detector)
+    image, names, dist, bg, index = _distances(image, detector)
     thresholds = detector.thresholds(bg)
+    masked = index is not None  # a flat background: 0 off the foreground
     fg = ((dist > 0) if masked else (dist > thresholds.take(names))).view(np.uint8)
     if cfg.edge_radius_px > 0:
         _trim_edges(fg, dist, thresholds, cfg)
     contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    return Segmentation(image, names, fg, contours, bg)
+    return Segmentation(image, names, fg, contours, bg, index, detector._lut)
 
 
 def _distances(
     image: np.ndarray, detector: Detector
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Background, bool]:
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, Background, np.ndarray | None]:
     """(image, colour-name labels, CIELAB distance of each pixel from the background, the
-    background, whether the distances are already 0 wherever a pixel is not foreground)."""
+    background, the colour-table indices). With a flat background the indices are given and
+    the distances are 0 wherever a pixel is not foreground; the labels are then None when the
+    background is familiar (its table gives the foreground without them)."""
     cfg = detector.config
     bg = _flat_background(image, cfg)
     if bg is not None:
         # A flat background: distances from the colour cells' table, so that an image's result
         # does not depend on whether the process has met its background before.
         idx = packed(image, cfg.lut_bits)
-        names = detector._lut.take(idx)
         table = detector.foreground_table(bg)
         if table is not None:  # a familiar background: its whole table is built
-            return image, names, table.take(idx), bg, True
-        return image, names, detector.cell_distances(idx, names, bg), bg, True
+            return image, None, table.take(idx), bg, idx
+        names = detector._lut.take(idx)
+        return image, names, detector.cell_distances(idx, names, bg), bg, idx
     h, w = image.shape[:2]
     bg = fit_background(image, cfg)
     names = detector.names(image)
@@ -269,7 +284,7 @@ def _distances(
     x, y, bw, bh = cv2.boundingRect(names)
     dist = np.zeros((h, w), np.float32)
     if bw == 0:
-        return image, names, dist, bg, False
+        return image, names, dist, bg, None
     lab8 = cv2.cvtColor(image[y : y + bh, x : x + bw], cv2.COLOR_RGB2Lab)
     model = bg.model8(h, w)
     if model.ndim == 1:  # flat: a per-channel scalar
@@ -280,7 +295,7 @@ def _distances(
     # CIELAB distance from the background (8-bit L scaled back to L*).
     dist[y : y + bh, x : x + bw] = cv2.sqrt(
         cv2.transform(cv2.multiply(diff, diff), _LAB8_WEIGHTS.reshape(1, 3)))
-    return image, names, dist, bg, False
+    return image, names, dist, bg, None
 
 
 def _has_weak_pixels(dist: np.ndarray, thresholds: np.ndarray, split: float) -> bool:
@@ -386,7 +401,7 @@ def detect_labelled(image: np.ndarray, detector: Detector) -> tuple[list[Detecti
     image = to_rgb_uint8(image)
     seg = segment(image, detector)
     parts = _objects(seg, detector)
-    labels = np.zeros(seg.names.shape, np.uint8)
+    labels = np.zeros(seg.foreground.shape, np.uint8)
     for part in parts:
         if part.box is not None:
             x, y, bw, bh = part.box
@@ -417,7 +432,7 @@ class _Part:
 def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
     """Split the foreground regions into single-colour objects."""
     cfg = detector.config
-    h, w = seg.names.shape
+    h, w = seg.foreground.shape
     min_area = cfg.min_area_frac * h * w
     n_labels = len(detector.colors) + 1
     chromatic, achromatic_label = detector._label_kinds
@@ -436,7 +451,7 @@ def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
         hull = cv2.convexHull(c)
         solid = np.zeros((bh, bw), np.uint8)
         cv2.drawContours(solid, [hull], -1, 1, cv2.FILLED, offset=(-x, -y))
-        names = seg.names[y : y + bh, x : x + bw]
+        names = seg.names_in(x, y, bw, bh)
         votes = solid & seg.foreground[y : y + bh, x : x + bw]
         # A few labels: plain Python beats numpy's per-call cost here.
         counts = cv2.calcHist([names], [0], votes, [n_labels], [0, n_labels]).ravel().tolist()
@@ -477,7 +492,7 @@ def detect(image: np.ndarray, detector: Detector) -> list[Detection]:
 def _detections(seg: Segmentation, parts: list[_Part], detector: Detector) -> list[Detection]:
     """Fit each object part with a shape and place it; largest first."""
     cfg = detector.config
-    h, w = seg.names.shape
+    h, w = seg.foreground.shape
     min_area = cfg.min_area_frac * h * w
     out: list[Detection] = []
     for part in parts:
