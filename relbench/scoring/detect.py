@@ -345,9 +345,11 @@ def _trim_edges(fg: np.ndarray, dist: np.ndarray, thresholds: np.ndarray,
     else:
         d = np.ascontiguousarray(d, dtype=np.float32)
         level = cv2.boxFilter(cv2.multiply(roi, d, dtype=cv2.CV_32F), -1, window, normalize=False)
-    level = cv2.multiply(level, cv2.divide(cfg.edge_split, cv2.max(mass, 1.0)))
+    # A foreground pixel's window holds at least itself; elsewhere OpenCV's x / 0 = 0 and the
+    # pixel is not foreground anyway.
+    level = cv2.multiply(level, cv2.divide(cfg.edge_split, mass))
     keep = cv2.bitwise_or(inner, cv2.compare(d, level, cv2.CMP_GE))
-    fg[y0:y1, x0:x1] = cv2.bitwise_and(roi, keep)
+    np.bitwise_and(roi, keep, out=fg[y0:y1, x0:x1])
 
 
 @lru_cache(maxsize=8)
