@@ -12,7 +12,11 @@ rounds each:
 - `relbench score` on the N images (a whole process, as a user runs it);
 - `relbench.scoring.score_folder` on the N images in this process, its detector already built
   (what scoring itself costs);
-- reading and decoding the same N PNGs with `cv2.imdecode` alone, in this process.
+- reading and decoding the same N PNGs with `cv2.imdecode` alone, in this process;
+
+and then, in fresh processes, where the start-up goes: the bare interpreter, importing numpy
+and OpenCV, the rest of relbench.scoring, OpenCV's first CIELAB conversion (it builds its
+conversion tables once per process), building the default detector, importing relbench.cli.
 
 The ratio of the whole `relbench score` process to decoding alone is the headline (target
 ≤ 3×); the whole process minus in-process scoring is the start-up cost (interpreter, imports,
@@ -131,6 +135,40 @@ def score_in_process(root: Path, out: Path, scorer: object) -> Timing:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+_STAGES = """
+import json, time
+t = [time.perf_counter()]
+import numpy, cv2
+t.append(time.perf_counter())
+import relbench.scoring
+t.append(time.perf_counter())
+cv2.cvtColor(numpy.zeros((1, 1, 3), numpy.uint8), cv2.COLOR_RGB2Lab)
+t.append(time.perf_counter())
+relbench.scoring.load_detector("default")
+t.append(time.perf_counter())
+import relbench.cli
+t.append(time.perf_counter())
+print(json.dumps([b - a for a, b in zip(t, t[1:])]))
+"""
+STAGES = ("import numpy and OpenCV", "import relbench.scoring (the rest)",
+          "OpenCV's first CIELAB conversion (its tables)", "build the default detector",
+          "import relbench.cli (typer, the commands)")
+"""What a fresh process does before it scores anything, in `_STAGES`' order."""
+
+
+def startup_stages(repeats: int) -> tuple[float, list[float]]:
+    """(seconds for an interpreter that does nothing, seconds of each of STAGES), the best of
+    `repeats` fresh processes each."""
+    bare = min(run_process([sys.executable, "-c", "pass"])[0] for _ in range(repeats))
+    runs = []
+    for _ in range(repeats):
+        res = subprocess.run([sys.executable, "-c", _STAGES], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"start-up stages failed: {res.stderr.strip()[-500:]}")
+        runs.append(json.loads(res.stdout))
+    return bare, [min(r[i] for r in runs) for i in range(len(STAGES))]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -202,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{whole[0] - inproc[0]:.3f} s wall, {whole[1] - inproc[1]:.3f} s CPU")
     print(f"whole relbench score process / decoding alone: {ratio:.2f}× wall, "
           f"{whole[1] / decode[1]:.2f}× CPU ({verdict} the {TARGET_RATIO:.0f}× target, wall)")
+    bare, stages = startup_stages(a.repeats)
+    print(f"\nwhere a fresh process's start-up goes (wall s, best of {a.repeats} processes)")
+    width = max(len(k) for k in STAGES)
+    print(f"{'python -c pass (the interpreter)':<{width}}  {bare:6.3f}")
+    for name, sec in zip(STAGES, stages):
+        print(f"{name:<{width}}  {sec:6.3f}")
     return 0
 
 
