@@ -319,6 +319,9 @@ def _trim_edges(fg: np.ndarray, dist: np.ndarray, thresholds: np.ndarray,
     whatever its contrast; one bright highlight or dark outline pixel cannot set the level.
     Pixels away from the background are never trimmed, so the rule cannot cut a shade or a
     fill apart.
+
+    `dist` is float32 CIELAB distances, or a flat background's uint8 table distances, which
+    are 0 exactly where `fg` is (`segment` takes `fg` as `dist > 0` then).
     """
     r = cfg.edge_radius_px
     # Only pixels near the foreground's bounding box matter: outside it nothing is foreground,
