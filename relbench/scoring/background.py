@@ -11,7 +11,7 @@ the background a pixel must be to count as an object.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -30,9 +30,12 @@ class Background:
     coef: np.ndarray
     degree: int
     sigma: float
-    key: tuple[int, int, int] | None = None
-    """For a flat background: its CIELAB colour rounded to whole units (the key and origin of
-    its distance table)."""
+
+    @cached_property
+    def key(self) -> tuple[int, int, int]:
+        """The model's constant CIELAB colour rounded to whole units: for a flat background, the
+        key and origin of its distance table."""
+        return tuple(int(v) for v in np.rint(self.coef[:, 0]))
 
     @property
     def flat(self) -> bool:

@@ -122,7 +122,7 @@ class Detector:
         not; or None. A table takes tens of ms to build, so one is built only for a background
         seen before (rendered suites share one; generated images rarely do), and a few are
         kept; `cell_distances` gives the same values for one image without it."""
-        key = self._flat_key(bg)
+        key = bg.key
         table = self._dist.get(key)
         if table is None:
             if key not in self._seen:
@@ -130,10 +130,8 @@ class Detector:
                 while len(self._seen) > 64:
                     self._seen.popitem(last=False)
                 return None
-            d = np.linalg.norm(self._grid_lab - np.asarray(key, np.float32), axis=1)
-            d8 = np.minimum(np.rint(d), 255).astype(np.uint8)
-            d8[d8 <= self.thresholds(bg).take(self._names_grid)] = 0
-            table = expand(d8, self.config.lut_bits)
+            table = expand(self._cell_distances(self._grid_lab, self._names_grid, bg),
+                           self.config.lut_bits)
             self._dist[key] = table
             while len(self._dist) > self._DIST_CACHE:
                 self._dist.popitem(last=False)
@@ -156,19 +154,19 @@ class Detector:
         sub = idx[y : y + bh, x : x + bw]
         # packed: B' << 16 | G' << 8 | R'; the grid is indexed [R', G', B'] row-major.
         cell = (((sub & m) << bits | (sub >> 8) & m) << bits) | (sub >> 16)
-        d = np.linalg.norm(self._grid_lab.take(cell.reshape(-1), axis=0)
-                           - np.asarray(self._flat_key(bg), np.float32), axis=1)
-        d8 = np.minimum(np.rint(d), 255).astype(np.uint8)
-        d8[d8 <= self.thresholds(bg).take(names[y : y + bh, x : x + bw].reshape(-1))] = 0
+        d8 = self._cell_distances(self._grid_lab.take(cell.reshape(-1), axis=0),
+                                  names[y : y + bh, x : x + bw].reshape(-1), bg)
         out[y : y + bh, x : x + bw] = d8.reshape(bh, bw)
         return out
 
-    @staticmethod
-    def _flat_key(bg: Background) -> tuple[int, int, int]:
-        """A flat background's CIELAB colour, rounded: its distance table's key and origin."""
-        if bg.key is not None:
-            return bg.key
-        return tuple(int(v) for v in np.rint(bg.coef[:, 0]))
+    def _cell_distances(self, lab: np.ndarray, labels: np.ndarray, bg: Background) -> np.ndarray:
+        """(N,) uint8: the CIELAB distance of colour cells `lab` (N, 3) from the flat background
+        `bg`'s rounded colour, rounded and capped at 255, and 0 where it does not make a pixel
+        of colour label `labels` (N,) foreground: the one rule of a flat background's table."""
+        d = np.linalg.norm(lab - np.asarray(bg.key, np.float32), axis=1)
+        d8 = np.minimum(np.rint(d), 255).astype(np.uint8)
+        d8[d8 <= self.thresholds(bg).take(labels)] = 0
+        return d8
 
     def thresholds(self, bg: Background) -> np.ndarray:
         """Per label: the colour distance from the background a pixel needs to be foreground
@@ -391,8 +389,7 @@ def _flat_model(r: int, g: int, b: int) -> Background:
     lab = lab_of(np.array([[[r, g, b]]], np.uint8)).reshape(3)
     coef = lab.reshape(3, 1).astype(np.float32)
     coef.flags.writeable = False
-    key = tuple(int(v) for v in np.rint(coef[:, 0]))
-    return Background(coef=coef, degree=0, sigma=0.0, key=key)
+    return Background(coef=coef, degree=0, sigma=0.0)
 
 
 def label_pixels(image: np.ndarray, detector: Detector) -> np.ndarray:
@@ -571,7 +568,7 @@ def _fit(
         # rounded corners and all (an enclosing circle would call any ellipse a poor circle).
         # A disk fills pi/4 of its rectangle, so outside `circle_rect_fill` it cannot be one and
         # the drawing is skipped.
-        "circle": _ellipse_overlap(hull, rect, solid if is_hull else None)
+        "circle": _ellipse_overlap(hull, rect, solid)
         if cfg.circle_rect_fill[0] <= rect_fill < cfg.circle_rect_fill[1] else 0.0,
         "square": rect_fill,
         "triangle": 0.0,
