@@ -19,10 +19,16 @@ UNNAMED = 0
 def rgb_to_lch(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) RGB 0..255 -> (..., 3) CIE L*, C*, h (degrees 0..360), D65."""
     rgb = np.asarray(rgb, dtype=np.float32)
-    lab = cv2.cvtColor((rgb / 255.0).reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    # One row of pixels: OpenCV converts row by row, so a column of 1-pixel rows is slow.
+    lab = cv2.cvtColor((rgb / 255.0).reshape(1, -1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    return lab_to_lch(lab).reshape(rgb.shape)
+
+
+def lab_to_lch(lab: np.ndarray) -> np.ndarray:
+    """(N, 3) CIELAB -> (N, 3) CIE L*, C*, h (degrees 0..360)."""
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1])) % 360.0
-    return np.stack([lab[:, 0], chroma, hue], axis=1).reshape(rgb.shape)
+    return np.stack([lab[:, 0], chroma, hue], axis=1)
 
 
 def in_region(lch: np.ndarray, region: ColourRegion) -> np.ndarray:
@@ -62,15 +68,15 @@ def grid_lab(bits: int) -> np.ndarray:
     """(2^(3·bits), 3) float32 CIELAB of the table's grid, indexed like `pack`."""
     levels = grid_levels(bits)
     grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
-    return cv2.cvtColor((grid / 255.0).reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    return cv2.cvtColor((grid / 255.0).reshape(1, -1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
 
 
-def build_lut(config: DetectorConfig) -> np.ndarray:
+def build_lut(config: DetectorConfig, lab: np.ndarray | None = None) -> np.ndarray:
     """The 2^(3·lut_bits)-entry name table, indexed by `pack`: names computed at each grid cell's
-    centre colour."""
-    levels = grid_levels(config.lut_bits)
-    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
-    return name_labels(rgb_to_lch(grid), config)
+    centre colour. `lab`, when given, is `grid_lab(config.lut_bits)` (computed once for both)."""
+    if lab is None:
+        lab = grid_lab(config.lut_bits)
+    return name_labels(lab_to_lch(lab), config)
 
 
 def expand(table: np.ndarray, bits: int) -> np.ndarray:
@@ -106,5 +112,5 @@ def packed(image: np.ndarray, bits: int) -> np.ndarray:
     return np.bitwise_and(rgba, m | m << 8 | m << 16, out=rgba)
 
 
-__all__ = ["UNNAMED", "build_lut", "expand", "grid_lab", "in_region", "name_labels", "name_of",
-           "packed", "rgb_to_lch"]
+__all__ = ["UNNAMED", "build_lut", "expand", "grid_lab", "in_region", "lab_to_lch", "name_labels",
+           "name_of", "packed", "rgb_to_lch"]

@@ -33,7 +33,7 @@ import numpy as np
 from relbench.scoring.background import Background, fit_background, lab_of
 from relbench.scoring.colour import build_lut, expand, grid_lab, packed
 from relbench.scoring.config import DetectorConfig
-from relbench.scoring.position import Component, object_position
+from relbench.scoring.position import Component, object_position, pixel_centroid
 
 if TYPE_CHECKING:
     from relbench.scene import RelationSpec
@@ -79,12 +79,13 @@ class Detector:
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
         self.colors: list[str] = config.palette
-        self._names_grid = build_lut(config)
-        self._lut = expand(self._names_grid, config.lut_bits)
         self._grid_lab = grid_lab(config.lut_bits)
+        self._names_grid = build_lut(config, self._grid_lab)
+        self._lut = expand(self._names_grid, config.lut_bits)
         self._dist: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._seen: OrderedDict[tuple[int, int, int], None] = OrderedDict()
         self._thresholds: dict[float, np.ndarray] = {}
+        self._threshold_luts: dict[float, np.ndarray] = {}
         achromatic = np.array([not r.chromatic for r in config.colours.values()], bool)
         self._achromatic = np.concatenate([[False], achromatic])  # indexed by label
         self._chromatic = np.concatenate([[False], ~achromatic])
@@ -168,6 +169,20 @@ class Detector:
         d8[d8 <= self.thresholds(bg).take(labels)] = 0
         return d8
 
+    def threshold_lut(self, bg: Background) -> np.ndarray:
+        """`thresholds(bg)` as a (1, 256) float32 table for `cv2.LUT` (labels past the palette
+        never foreground)."""
+        thr = self.thresholds(bg)
+        out = self._threshold_luts.get(bg.sigma)
+        if out is None:
+            out = np.full((1, 256), _INF, np.float32)
+            out[0, : len(thr)] = thr
+            out.flags.writeable = False
+            if len(self._threshold_luts) >= 256:
+                self._threshold_luts.clear()
+            self._threshold_luts[bg.sigma] = out
+        return out
+
     def thresholds(self, bg: Background) -> np.ndarray:
         """Per label: the colour distance from the background a pixel needs to be foreground
         (read-only; the same array for the same texture level)."""
@@ -247,8 +262,10 @@ def segment(image: np.ndarray, detector: Detector) -> Segmentation:
     image = _work_image(to_rgb_uint8(image), cfg.work_max_side)
     image, names, dist, bg, index = _distances(image, detector)
     thresholds = detector.thresholds(bg)
-    masked = index is not None  # a flat background: 0 off the foreground
-    fg = ((dist > 0) if masked else (dist > thresholds.take(names))).view(np.uint8)
+    if index is not None:  # a flat background: 0 off the foreground
+        fg = (dist > 0).view(np.uint8)
+    else:  # each pixel's threshold by its label (OpenCV's table lookup: the same values)
+        fg = np.greater(dist, cv2.LUT(names, detector.threshold_lut(bg))).view(np.uint8)
     if cfg.edge_radius_px > 0:
         _trim_edges(fg, dist, thresholds, cfg)
     contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -302,7 +319,7 @@ def _has_weak_pixels(dist: np.ndarray, thresholds: np.ndarray, split: float) -> 
     Called on the box around the foreground: pixels outside it are not foreground, and the
     edge rule changes only foreground pixels."""
     top = cv2.minMaxLoc(dist)[1]
-    low = float(thresholds[1:].min())
+    low = min(thresholds.tolist()[1:])  # a few labels: Python's min beats numpy's call
     return low < split * top and cv2.countNonZero(
         cv2.inRange(dist, np.float64(low), np.float64(split * top))) > 0
 
@@ -332,7 +349,10 @@ def _trim_edges(fg: np.ndarray, dist: np.ndarray, thresholds: np.ndarray,
     y0, y1 = max(0, y - m), min(fg.shape[0], y + bh + m)
     x0, x1 = max(0, x - m), min(fg.shape[1], x + bw + m)
     d = dist[y0:y1, x0:x1]
-    if not _has_weak_pixels(d, thresholds, cfg.edge_split):
+    # Without a weak pixel the rule keeps every foreground pixel: a hard-edged render (whole
+    # table distances) skips it. Fitted backgrounds nearly always have weak pixels (shading,
+    # anti-aliasing, texture), so there the test is not worth its cost.
+    if d.dtype == np.uint8 and not _has_weak_pixels(d, thresholds, cfg.edge_split):
         return
     roi = np.ascontiguousarray(fg[y0:y1, x0:x1])
     inner = cv2.erode(roi, _square(2 * r + 1))  # 0 where a background pixel lies within r
@@ -366,7 +386,7 @@ def _flat_background(image: np.ndarray, cfg: DetectorConfig) -> Background | Non
     mid = len(border) // 2
     r, g, b = np.partition(border, mid, axis=0)[mid].tolist()
     t = cfg.flat_border_tolerance
-    close = cv2.countNonZero(cv2.inRange(border.reshape(-1, 1, 3), (r - t, g - t, b - t),
+    close = cv2.countNonZero(cv2.inRange(border.reshape(1, -1, 3), (r - t, g - t, b - t),
                                          (r + t, g + t, b + t)))
     if close < cfg.flat_border_share * len(border):
         return None
@@ -606,8 +626,13 @@ def _fit(
     if fit < cfg.min_fit:
         shape = "unknown"
     # Which point stands for the object: the config's position convention (scoring/position.py).
-    comp = Component(shape, contour, mask, centre, rect, tri, bool(occluded))
-    cx, cy = object_position(comp, cfg.position)
+    if shape == "square" or (shape == "circle" and not occluded):
+        # Every convention places a symmetric shape at its pixel centroid (`object_position`);
+        # a hull's crop is its box, so the centroid is the whole mask's.
+        cx, cy = _mask_centroid(mask) if is_hull else pixel_centroid(contour, mask)
+    else:
+        comp = Component(shape, contour, mask, centre, rect, tri, bool(occluded))
+        cx, cy = object_position(comp, cfg.position)
     return Detection(
         shape=shape,
         color=detector.colors[k - 1],
@@ -620,6 +645,13 @@ def _fit(
         solidity=float(min(solidity, 1.0)),
         occluded=bool(occluded),
     )
+
+
+def _mask_centroid(mask: np.ndarray) -> tuple[float, float]:
+    """The pixel centroid of a whole uint8 mask (`pixel_centroid` of a contour whose bounding
+    box is the mask)."""
+    mom = cv2.moments(mask, binaryImage=True)
+    return mom["m10"] / mom["m00"], mom["m01"] / mom["m00"]
 
 
 def _ellipse_overlap(hull: np.ndarray, rect, solid: np.ndarray | None = None) -> float:

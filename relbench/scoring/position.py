@@ -76,7 +76,7 @@ def object_position(c: Component, convention: str) -> tuple[float, float]:
         # Symmetric shapes: centroid, box centre and anchor coincide; the pixel centroid is the
         # most precise estimate of all of them (sub-pixel, unlike the extreme pixels a fitted
         # rectangle or circle rests on).
-        return _pixel_centroid(c.contour, c.mask)
+        return pixel_centroid(c.contour, c.mask)
     tri = None if c.triangle is None else np.asarray(c.triangle, dtype=np.float64).reshape(3, 2)
     hidden_triangle = c.shape == "triangle" and c.occluded and tri is not None
     if convention == "bbox":
@@ -97,16 +97,16 @@ def object_position(c: Component, convention: str) -> tuple[float, float]:
             return float(a[0]), float(a[1])
         u = (apex - mid) / np.linalg.norm(apex - mid)  # unit axis, towards the apex
         proj = c.contour.reshape(-1, 2).astype(np.float64) @ u
-        gx, gy = _pixel_centroid(c.contour, c.mask)
+        gx, gy = pixel_centroid(c.contour, c.mask)
         step = (proj.max() - proj.min()) / 3
         return gx + u[0] * step, gy + u[1] * step
     if hidden_triangle:  # centroid of a partly hidden triangle: the fit's, where it is centred
         g = tri.mean(axis=0)
         return float(g[0]), float(g[1])
-    return _pixel_centroid(c.contour, c.mask)
+    return pixel_centroid(c.contour, c.mask)
 
 
-def _pixel_centroid(contour: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+def pixel_centroid(contour: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     """Centroid of the colour pixels within the component's bounding rectangle."""
     x, y, bw, bh = cv2.boundingRect(contour)
     mom = cv2.moments(mask[y : y + bh, x : x + bw], binaryImage=True)
@@ -135,4 +135,5 @@ def _apex(tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 __all__ = [
     "DETECTOR_OF_CONVENTION", "Component", "apex_index", "detector_for_geometry", "object_position",
+    "pixel_centroid",
 ]
