@@ -7,8 +7,10 @@ Writes one image folder per image set (a model's generations for a suite, seeds 
 renders, `--styled` per style factor and as many random combinations of three or more), scores
 it with this checkout's `relbench score` and with the old revision's (extracted with
 `git archive` into a temporary folder and run in a subprocess), and prints each version's
-accuracy, how many images only one of them scores correct, and (`--show`) their reasons. The
-images are the same bytes for both versions.
+accuracy, how many images only one of them scores correct, how many rows differ in any result
+field (verdicts, offsets, reasons, every detection's fields at the row's 4 decimals), and
+(`--show`) the reasons of the verdict disagreements. The images are the same bytes for both
+versions. `--flat N` adds N random flat scenes at 128 px (the renderer's own images).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import tempfile
 from pathlib import Path
 
 import cv2
+
+from relbench.scoring.folder import RESULT_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +66,18 @@ def _styled_items(n: int, seed: int):
         yield f"{'+'.join(factors)}-{i}", s.image, s.spec.to_dict()
 
 
+def _flat_items(n: int, seed: int):
+    from relbench.render import render
+    from relbench.scene import ObjectSpec, RelationSpec, random_scene
+
+    for i in range(n):
+        scene = random_scene(random.Random(seed * 1_000_003 + i))
+        a, b = scene.objects
+        spec = RelationSpec(ObjectSpec(a.shape, a.color), scene.relation(),
+                            ObjectSpec(b.shape, b.color))
+        yield f"flat-{i}", render(scene, 128), spec.to_dict()
+
+
 def _score(folder: Path, out: Path, pythonpath: Path | None) -> dict[str, dict]:
     env = dict(os.environ)
     if pythonpath is not None:
@@ -81,7 +97,9 @@ def _compare(label: str, old: dict, new: dict, show: int) -> None:
     acc_new = sum(bool(new[i]["correct"]) for i in ids) / n
     only_new = [i for i in ids if new[i]["correct"] and not old[i]["correct"]]
     only_old = [i for i in ids if old[i]["correct"] and not new[i]["correct"]]
-    print(f"{label:<34} {n:>5} {acc_old:>8.3f} {acc_new:>8.3f} {len(only_old):>9} {len(only_new):>9}")
+    differ = sum(any(old[i].get(f) != new[i].get(f) for f in RESULT_FIELDS) for i in ids)
+    print(f"{label:<34} {n:>5} {acc_old:>8.3f} {acc_new:>8.3f} {len(only_old):>9} {len(only_new):>9}"
+          f" {differ:>12}")
     for i in only_old[:show]:
         print(f"    only old: {i}: new says {new[i]['reason'][:110]}")
     for i in only_new[:show]:
@@ -94,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="rtep-micro")
     p.add_argument("--suite", default="core")
     p.add_argument("--styled", type=int, default=40, help="styled images per factor (0: none)")
+    p.add_argument("--flat", type=int, default=0, help="random flat 128 px scenes (0: none)")
     p.add_argument("--show", type=int, default=0, help="reasons of disagreements to print")
     args = p.parse_args(argv)
     __import__("_common").print_hardware_header()
@@ -111,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             items = list(_styled_items(args.styled, 0))
             sets["styled, single factors"] = [t for t in items if "+" not in t[0]]
             sets["styled, combinations of >= 3"] = [t for t in items if "+" in t[0]]
+        if args.flat:
+            sets["flat random scenes, 128 px"] = list(_flat_items(args.flat, 0))
         print(f"\nold scorer: revision {args.old}; new scorer: this checkout")
-        print(f"{'images':<34} {'n':>5} {'old acc':>8} {'new acc':>8} {'only old':>9} {'only new':>9}")
+        print(f"{'images':<34} {'n':>5} {'old acc':>8} {'new acc':>8} {'only old':>9} {'only new':>9}"
+              f" {'rows differ':>12}")
         for k, (label, items) in enumerate(sets.items()):
             folder = tmp / f"set{k}"
             _write_folder(folder, items)
