@@ -67,15 +67,14 @@ def _styled_items(n: int, seed: int):
 
 
 def _flat_items(n: int, seed: int):
+    from scorer import specs_for
+
     from relbench.render import render
-    from relbench.scene import ObjectSpec, RelationSpec, random_scene
+    from relbench.scene import random_scene
 
     for i in range(n):
         scene = random_scene(random.Random(seed * 1_000_003 + i))
-        a, b = scene.objects
-        spec = RelationSpec(ObjectSpec(a.shape, a.color), scene.relation(),
-                            ObjectSpec(b.shape, b.color))
-        yield f"flat-{i}", render(scene, 128), spec.to_dict()
+        yield f"flat-{i}", render(scene, 128), specs_for(scene)[0].to_dict()
 
 
 def _score(folder: Path, out: Path, pythonpath: Path | None) -> dict[str, dict]:
@@ -98,8 +97,8 @@ def _compare(label: str, old: dict, new: dict, show: int) -> None:
     only_new = [i for i in ids if new[i]["correct"] and not old[i]["correct"]]
     only_old = [i for i in ids if old[i]["correct"] and not new[i]["correct"]]
     differ = sum(any(old[i].get(f) != new[i].get(f) for f in RESULT_FIELDS) for i in ids)
-    print(f"{label:<34} {n:>5} {acc_old:>8.3f} {acc_new:>8.3f} {len(only_old):>9} {len(only_new):>9}"
-          f" {differ:>12}")
+    print(f"{label:<34} {n:>5} {acc_old:>8.3f} {acc_new:>8.3f} {len(only_old):>9}"
+          f" {len(only_new):>9} {differ:>12}")
     for i in only_old[:show]:
         print(f"    only old: {i}: new says {new[i]['reason'][:110]}")
     for i in only_new[:show]:
@@ -133,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.flat:
             sets["flat random scenes, 128 px"] = list(_flat_items(args.flat, 0))
         print(f"\nold scorer: revision {args.old}; new scorer: this checkout")
-        print(f"{'images':<34} {'n':>5} {'old acc':>8} {'new acc':>8} {'only old':>9} {'only new':>9}"
-              f" {'rows differ':>12}")
+        print(f"{'images':<34} {'n':>5} {'old acc':>8} {'new acc':>8} {'only old':>9}"
+              f" {'only new':>9} {'rows differ':>12}")
         for k, (label, items) in enumerate(sets.items()):
             folder = tmp / f"set{k}"
             _write_folder(folder, items)

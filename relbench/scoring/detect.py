@@ -33,7 +33,12 @@ import numpy as np
 from relbench.scoring.background import Background, fit_background, lab_of
 from relbench.scoring.colour import build_lut, expand, grid_lab, packed
 from relbench.scoring.config import DetectorConfig
-from relbench.scoring.position import Component, object_position, pixel_centroid
+from relbench.scoring.position import (
+    Component,
+    at_pixel_centroid,
+    object_position,
+    pixel_centroid,
+)
 
 if TYPE_CHECKING:
     from relbench.scene import RelationSpec
@@ -85,7 +90,6 @@ class Detector:
         self._dist: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._seen: OrderedDict[tuple[int, int, int], None] = OrderedDict()
         self._thresholds: dict[float, np.ndarray] = {}
-        self._threshold_luts: dict[float, np.ndarray] = {}
         achromatic = np.array([not r.chromatic for r in config.colours.values()], bool)
         self._achromatic = np.concatenate([[False], achromatic])  # indexed by label
         self._chromatic = np.concatenate([[False], ~achromatic])
@@ -169,30 +173,22 @@ class Detector:
         d8[d8 <= self.thresholds(bg).take(labels)] = 0
         return d8
 
-    def threshold_lut(self, bg: Background) -> np.ndarray:
-        """`thresholds(bg)` as a (1, 256) float32 table for `cv2.LUT` (labels past the palette
-        never foreground)."""
-        thr = self.thresholds(bg)
-        out = self._threshold_luts.get(bg.sigma)
-        if out is None:
-            out = np.full((1, 256), _INF, np.float32)
-            out[0, : len(thr)] = thr
-            out.flags.writeable = False
-            if len(self._threshold_luts) >= 256:
-                self._threshold_luts.clear()
-            self._threshold_luts[bg.sigma] = out
-        return out
-
     def thresholds(self, bg: Background) -> np.ndarray:
         """Per label: the colour distance from the background a pixel needs to be foreground
         (read-only; the same array for the same texture level)."""
+        return self.threshold_lut(bg)[0, : len(self.colors) + 1]
+
+    def threshold_lut(self, bg: Background) -> np.ndarray:
+        """`thresholds(bg)` as a read-only (1, 256) float32 table for `cv2.LUT` (labels past
+        the palette are never foreground), one per texture level."""
         out = self._thresholds.get(bg.sigma)
         if out is None:
             cfg = self.config
             thr = max(cfg.fg_min_delta_e, cfg.fg_noise_k * bg.sigma)
-            out = np.full(len(self.colors) + 1, _INF, np.float32)
-            out[self._chromatic] = thr
-            out[self._achromatic] = max(thr, cfg.achromatic_min_delta_e)
+            out = np.full((1, 256), _INF, np.float32)
+            labels = out[0, : len(self.colors) + 1]
+            labels[self._chromatic] = thr
+            labels[self._achromatic] = max(thr, cfg.achromatic_min_delta_e)
             out.flags.writeable = False
             if len(self._thresholds) >= 256:
                 self._thresholds.clear()
@@ -626,10 +622,9 @@ def _fit(
     if fit < cfg.min_fit:
         shape = "unknown"
     # Which point stands for the object: the config's position convention (scoring/position.py).
-    if shape == "square" or (shape == "circle" and not occluded):
-        # Every convention places a symmetric shape at its pixel centroid (`object_position`);
-        # a hull's crop is its box, so the centroid is the whole mask's.
-        cx, cy = _mask_centroid(mask) if is_hull else pixel_centroid(contour, mask)
+    if at_pixel_centroid(shape, bool(occluded)):  # `object_position`'s answer, without a Component
+        # A hull's crop is its box, so the centroid is the whole mask's.
+        cx, cy = pixel_centroid(None if is_hull else contour, mask)
     else:
         comp = Component(shape, contour, mask, centre, rect, tri, bool(occluded))
         cx, cy = object_position(comp, cfg.position)
@@ -645,13 +640,6 @@ def _fit(
         solidity=float(min(solidity, 1.0)),
         occluded=bool(occluded),
     )
-
-
-def _mask_centroid(mask: np.ndarray) -> tuple[float, float]:
-    """The pixel centroid of a whole uint8 mask (`pixel_centroid` of a contour whose bounding
-    box is the mask)."""
-    mom = cv2.moments(mask, binaryImage=True)
-    return mom["m10"] / mom["m00"], mom["m01"] / mom["m00"]
 
 
 def _ellipse_overlap(hull: np.ndarray, rect, solid: np.ndarray | None = None) -> float:

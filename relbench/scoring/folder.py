@@ -10,14 +10,13 @@ number, so no input line is silently dropped and the rest still score.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from relbench.safety import check_spec, str_inside
+from relbench.safety import check_spec, json_line, path_inside, str_inside
 from relbench.scene import BACKGROUND_RGB, RelationSpec
 from relbench.scoring.config import DetectorConfig
 from relbench.scoring.detect import Detector
@@ -70,15 +69,9 @@ def row_spec(row: dict[str, Any]) -> RelationSpec:
         raise ValueError("row has neither 'prompt' nor 'spec'")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("empty prompt")
-    return _parse_prompt()(prompt)
+    from relbench.suites import parse_prompt  # lazy: suites is only needed for free text
 
-
-@functools.cache
-def _parse_prompt():
-    """`relbench.suites.parse_prompt`, imported on first use (only free text needs it)."""
-    from relbench.suites import parse_prompt
-
-    return parse_prompt
+    return parse_prompt(prompt)
 
 
 def score_row(
@@ -134,8 +127,6 @@ def score_folder(
     `_FLUSH_EVERY_S` (memory flat in the number of rows; a killed run keeps what it wrote up to
     its last tenth of a second); the output is rewritten from scratch
     on each run. Every failure of one row is that row's `error`, with its metadata line."""
-    from relbench.safety import json_line, path_inside
-
     root = Path(root)
     meta = root / METADATA
     if not meta.is_file():

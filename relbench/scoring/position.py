@@ -70,13 +70,10 @@ class Component:
 def object_position(c: Component, convention: str) -> tuple[float, float]:
     """(x, y) of the object under `convention` (one of POSITION_CONVENTIONS)."""
     check_convention(convention)
-    if c.shape == "circle" and c.occluded:
-        return float(c.circle_center[0]), float(c.circle_center[1])
-    if c.shape in ("circle", "square"):
-        # Symmetric shapes: centroid, box centre and anchor coincide; the pixel centroid is the
-        # most precise estimate of all of them (sub-pixel, unlike the extreme pixels a fitted
-        # rectangle or circle rests on).
+    if at_pixel_centroid(c.shape, c.occluded):
         return pixel_centroid(c.contour, c.mask)
+    if c.shape == "circle":  # partly hidden: the enclosing circle's centre
+        return float(c.circle_center[0]), float(c.circle_center[1])
     tri = None if c.triangle is None else np.asarray(c.triangle, dtype=np.float64).reshape(3, 2)
     hidden_triangle = c.shape == "triangle" and c.occluded and tri is not None
     if convention == "bbox":
@@ -106,10 +103,23 @@ def object_position(c: Component, convention: str) -> tuple[float, float]:
     return pixel_centroid(c.contour, c.mask)
 
 
-def pixel_centroid(contour: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    """Centroid of the colour pixels within the component's bounding rectangle."""
-    x, y, bw, bh = cv2.boundingRect(contour)
-    mom = cv2.moments(mask[y : y + bh, x : x + bw], binaryImage=True)
+def at_pixel_centroid(shape: str, occluded: bool) -> bool:
+    """Whether every convention places the object at its pixel centroid: a square, or a circle
+    nothing hides. For symmetric shapes centroid, box centre and anchor coincide, and the pixel
+    centroid is the most precise estimate of all of them (sub-pixel, unlike the extreme pixels a
+    fitted rectangle or circle rests on)."""
+    return shape == "square" or (shape == "circle" and not occluded)
+
+
+def pixel_centroid(contour: np.ndarray | None, mask: np.ndarray) -> tuple[float, float]:
+    """Centroid of the colour pixels within the component's bounding rectangle (`contour` None:
+    the whole mask is that rectangle)."""
+    if contour is None:
+        x = y = 0
+    else:
+        x, y, bw, bh = cv2.boundingRect(contour)
+        mask = mask[y : y + bh, x : x + bw]
+    mom = cv2.moments(mask, binaryImage=True)
     return x + mom["m10"] / mom["m00"], y + mom["m01"] / mom["m00"]
 
 
@@ -134,6 +144,6 @@ def _apex(tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = [
-    "DETECTOR_OF_CONVENTION", "Component", "apex_index", "detector_for_geometry", "object_position",
-    "pixel_centroid",
+    "DETECTOR_OF_CONVENTION", "Component", "apex_index", "at_pixel_centroid",
+    "detector_for_geometry", "object_position", "pixel_centroid",
 ]
