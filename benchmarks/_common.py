@@ -68,32 +68,49 @@ def print_hardware_header(*, to_stderr: bool = False) -> None:
     print(hardware_header(), file=sys.stderr if to_stderr else sys.stdout, flush=True)
 
 
-def decode_vs_score(blobs: list[bytes], specs: list, detector: Any, rounds: int = 5) -> tuple[float, float]:
-    """(seconds to decode and score every PNG, seconds to decode them alone), each the best of
-    `rounds` interleaved rounds: the machine is shared, the minimum is the least disturbed
-    measurement, and the ratio compares rounds taken side by side."""
+def decode_vs_score(
+    blobs: list[bytes], specs: list, detector: Any, rounds: int = 5
+) -> dict[str, float]:
+    """Seconds to decode the PNGs alone (`decode`), to decode and score them image by image
+    (`one_by_one`: `score_image` on each) and in batches as `relbench score` does (`batched`:
+    each batch of `relbench.scoring.folder.BATCH_ROWS` decoded, then `Detector.score_batch`);
+    each the best of `rounds` interleaved rounds: the machine is shared, the minimum is the
+    least disturbed measurement, and the ratios compare rounds taken side by side."""
     import time
 
     import cv2
     import numpy as np
 
     from relbench.scoring import decode_image, score_image
+    from relbench.scoring.folder import BATCH_ROWS
 
     arrays = [np.frombuffer(b, np.uint8) for b in blobs]
     for a, b, s in list(zip(arrays, blobs, specs))[:20]:  # warm-up (tables, caches)
         cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
         score_image(decode_image(b), s, detector)
-    t_dec = t_all = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
+
+    def decode() -> None:
         for a in arrays:
             cv2.imdecode(a, cv2.IMREAD_UNCHANGED)
-        t_dec = min(t_dec, time.perf_counter() - t0)
-        t0 = time.perf_counter()
+
+    def one_by_one() -> None:
         for b, s in zip(blobs, specs):
             score_image(decode_image(b), s, detector)
-        t_all = min(t_all, time.perf_counter() - t0)
-    return t_all, t_dec
+
+    def batched() -> None:
+        for i in range(0, len(blobs), BATCH_ROWS):
+            images = [decode_image(b) for b in blobs[i : i + BATCH_ROWS]]
+            for r in detector.score_batch(images, specs[i : i + BATCH_ROWS]):
+                if isinstance(r, Exception):
+                    raise r
+
+    best = {"decode": float("inf"), "one_by_one": float("inf"), "batched": float("inf")}
+    for _ in range(rounds):
+        for name, run in (("decode", decode), ("one_by_one", one_by_one), ("batched", batched)):
+            t0 = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 class Tee:

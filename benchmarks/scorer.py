@@ -149,11 +149,11 @@ def throughput(n: int, detector, seed: int) -> bool:
         img, scene = make_image("clean", rng, nrng)
         blobs.append(cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes())
         specs.append(specs_for(scene)[0])
-    t_all, t_dec = __import__("_common").decode_vs_score(blobs, specs, detector)
-    rate, ratio = n / t_all, t_all / t_dec
-    print(f"\nthroughput (128 px PNG, 1 process): decode+score {rate:,.0f} img/s, "
-          f"decode alone {n / t_dec:,.0f} img/s, ratio {ratio:.2f}x "
-          f"(targets ≥3,000 img/s, ≤3x)")
+    t = __import__("_common").decode_vs_score(blobs, specs, detector)
+    rate, ratio = n / t["batched"], t["batched"] / t["decode"]
+    print(f"\nthroughput (128 px PNG, 1 process): decode+score in batches {rate:,.0f} img/s, "
+          f"decode alone {n / t['decode']:,.0f} img/s, ratio {ratio:.2f}x "
+          f"(image by image {t['one_by_one'] / t['decode']:.2f}x; targets ≥3,000 img/s, ≤3x)")
     return rate >= 3000 and ratio <= 3.0
 
 
@@ -170,15 +170,18 @@ def speed_over_processes(args: argparse.Namespace, argv: list[str] | None) -> bo
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
     print(f"\nthroughput ratio to decoding alone (PNG decode + score against decode, best of 5 "
-          f"rounds in each process; {args.processes} processes, {max(args.n, 100)} images a row)")
-    print(f"{'images':<16} {'median':>7} {'min':>6} {'max':>6}  per process")
+          f"rounds in each process; {args.processes} processes, {max(args.n, 100)} images a row): "
+          "in batches as relbench score runs (the target), and image by image (score_image)")
+    print(f"{'images':<26} {'median':>7} {'min':>6} {'max':>6}  per process")
     ok = True
     for row in runs[0]:
         vals = [r[row] for r in runs]
         med = statistics.median(vals)
-        ok &= med <= 3.0
-        print(f"{row:<16} {med:>6.2f}x {min(vals):>5.2f}x {max(vals):>5.2f}x  "
-              f"{' '.join(f'{v:.2f}' for v in vals)}  ≤3x {'ok' if med <= 3.0 else 'MISSED'}")
+        target = row.endswith("batched")
+        verdict = ("ok" if med <= 3.0 else "MISSED") if target else "(no target)"
+        ok &= med <= 3.0 or not target
+        print(f"{row:<26} {med:>6.2f}x {min(vals):>5.2f}x {max(vals):>5.2f}x  "
+              f"{' '.join(f'{v:.2f}' for v in vals)}  {'≤3x ' if target else ''}{verdict}")
     return ok
 
 
@@ -233,9 +236,14 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min)")
         if args.ratios_json:  # one measuring process of --processes
-            print(json.dumps({f"{'styled' if st else 'flat'} {size} px":
-                              _styles.throughput(max(n, 100), detector, args.seed, size, st)[1]
-                              for size in (128, 512) for st in (False, True)}))
+            ratios = {}
+            for size in (128, 512):
+                for st in (False, True):
+                    r = _styles.throughput(max(n, 100), detector, args.seed, size, st)
+                    label = f"{'styled' if st else 'flat'} {size} px"
+                    ratios[f"{label}, batched"] = r["batched"]
+                    ratios[f"{label}, one by one"] = r["one_by_one"]
+            print(json.dumps(ratios))
             return 0
         if args.processes > 1:
             return 0 if speed_over_processes(args, argv) else 1

@@ -117,3 +117,30 @@ def test_a_folder_scores_the_same_in_any_order(tmp_path):
         results.append({r["file"]: (r["detections"], r["correct"]) for r in scored})
     assert results[0] == results[1]
     assert sum(correct for _, correct in results[0].values()) >= 10
+
+
+@pytest.mark.parametrize("batch_rows", [1, 3, 64])
+def test_rows_in_batches_are_the_rows_one_by_one(folder, monkeypatch, batch_rows):
+    """`relbench score` scores a batch of rows at a time; every row, error rows included, is
+    `score_row`'s, in input order, whatever the batch size (here 1, 3 and larger than the
+    folder) and with a tiny image that fails inside the scorer between good ones."""
+    from relbench.scoring import folder as folder_mod
+    from relbench.scoring import load_detector, score_folder, score_row
+
+    cv2.imwrite(str(folder / "tiny.png"), np.zeros((5, 5, 3), np.uint8))
+    lines = (folder / "metadata.jsonl").read_text().splitlines()
+    lines.insert(2, json.dumps({"file": "tiny.png", "prompt": "red square above blue circle"}))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(folder_mod, "BATCH_ROWS", batch_rows)
+    det = load_detector("default")
+    score_folder(folder, det, folder / "scores.jsonl", progress=False)
+    rows = [json.loads(line) for line in (folder / "scores.jsonl").read_text().splitlines()]
+    expected = []
+    for n, row, err in folder_mod.read_metadata(folder / "metadata.jsonl"):
+        one = folder_mod.error_row({"line": n}, err) if row is None else score_row(row, folder, det)
+        if one.get("error") and not one["error"].startswith("metadata.jsonl line"):
+            one["error"] = f"metadata.jsonl line {n}: {one['error']}"
+        expected.append(json.loads(json.dumps(one)))
+    assert rows == expected and len(rows) == 11
+    assert rows[2]["error"] == "metadata.jsonl line 3: image too small to score: 5x5"
+    assert [r["correct"] for r in rows][:4] == [True, True, None, False]

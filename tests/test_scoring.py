@@ -215,6 +215,46 @@ def test_file_formats_score_like_the_array(tmp_path, det):
     assert np.array_equal(decode_image(buf.tobytes()), rgb)
 
 
+def test_rgb_files_decode_straight_to_rgb_as_the_general_path_does(tmp_path):
+    """8-bit RGB PNGs and JPEGs are decoded to RGB by the decoder itself; every other kind takes
+    the general path. Both give the same pixels."""
+    import io
+
+    from relbench.scene import BACKGROUND_RGB
+    from relbench.scoring import files
+
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    rgb[:8] = (20, 200, 90)
+    pil = Image.fromarray(rgb)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90°": the stored pixels are scored as they are, either way
+
+    def save(img, fmt, **kw):
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    kinds = {
+        "png": (save(pil, "PNG", dpi=(72, 72)), True),
+        "png, EXIF": (save(pil, "PNG", exif=exif.tobytes()), True),
+        "jpeg 4:2:0": (save(pil, "JPEG", quality=75), True),
+        "jpeg 4:4:4, EXIF": (save(pil, "JPEG", subsampling=0, exif=exif.tobytes()), True),
+        "jpeg progressive": (save(pil, "JPEG", progressive=True), True),
+        "png with tRNS": (save(pil, "PNG", transparency=(20, 200, 90)), False),
+        "png RGBA": (save(pil.convert("RGBA"), "PNG"), False),
+        "png palette": (save(pil.convert("P"), "PNG"), False),
+        "png 16-bit": (cv2.imencode(".png", rgb[..., ::-1].astype(np.uint16) * 257)[1].tobytes(),
+                       False),
+        "jpeg CMYK": (save(pil.convert("CMYK"), "JPEG"), False),
+    }
+    for kind, (data, plain) in kinds.items():
+        assert files._plain_rgb(data) is plain, kind
+        general = files._normalise(cv2.imdecode(np.frombuffer(data, np.uint8),
+                                                cv2.IMREAD_UNCHANGED), kind, BACKGROUND_RGB)
+        assert np.array_equal(decode_image(data, kind), general), kind
+    assert files._plain_rgb(kinds["png"][0][:30]) is False  # no image data: the general path
+
+
 # --- config and metrics ------------------------------------------------------------------------
 
 

@@ -161,3 +161,36 @@ def test_ellipse_overlap_equals_drawing_both_shapes(seed):
     solid = np.zeros((h, w), np.uint8)
     cv2.drawContours(solid, [hull], -1, 1, cv2.FILLED, offset=(-x, -y))
     assert detect_mod._ellipse_overlap(hull, rect, solid) == want
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12))
+def test_a_batch_scores_each_image_as_alone(detector, seed, n):
+    """`score_batch` runs each step over the whole batch; every verdict is `score_image`'s, and
+    a bad image fails alone, in its place."""
+    import random
+
+    from relbench.scoring import score_image
+    from relbench.scoring.judge import score_batch, score_images
+    from relbench.styles import STYLE_FACTORS
+
+    rng = random.Random(seed)
+    samples = [sample_styled(tuple(rng.sample(STYLE_FACTORS, rng.randint(0, 3))),
+                             seed=rng.randrange(1 << 30), size=rng.choice([64, 128]))
+               for _ in range(n)]
+    images, specs = [s.image for s in samples], [s.spec for s in samples]
+    bad = rng.randint(0, n)
+    images.insert(bad, np.zeros((4, 4, 3), np.uint8))
+    specs.insert(bad, specs[0])
+    out = score_batch(images, specs, detector)
+    assert isinstance(out[bad], ValueError) and "too small" in str(out[bad])
+    alone = [score_image(im, sp, detector).to_dict() for i, (im, sp) in
+             enumerate(zip(images, specs)) if i != bad]
+    assert [r.to_dict() for i, r in enumerate(out) if i != bad] == alone
+    if bad:
+        first = detect_mod.detect_batch(images[:bad], detector)[0]
+        assert [d.to_dict() for d in first] == alone[0]["detections"]
+    with pytest.raises(ValueError, match=f"image {bad}: image too small"):
+        score_images(images, specs, detector)
+    with pytest.raises(ValueError, match="2 images but 1 specs"):
+        score_batch(images[:2], specs[:1], detector)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from relbench.scene import COLOR_RGB, RELATIONS, SHAPES, STRICT_THRESHOLD, strict_relation
 from relbench.styles import (
+    MIN_MASK_GAP,
     RESOLUTIONS,
     mask_margin,
     SHADES,
@@ -18,6 +19,7 @@ from relbench.styles import (
     sample_styled,
 )
 from relbench.styles.backgrounds import BACKGROUNDS, allowed_backgrounds
+from relbench.styles.geometry import MIN_GAP
 
 FAST = [f for f in STYLE_FACTORS if f != "resolution"]
 COMBO = ("shading", "shadow", "background", "outline", "geometry", "colour", "size", "jpeg")
@@ -119,8 +121,15 @@ def test_objects_apart_and_off_the_border(seed, factors):
     side = s.image.shape[0]
     m0, m1 = s.masks
     assert m0.any() and m1.any() and not (m0 & m1).any()
-    dist = cv2.distanceTransform((~m0).astype(np.uint8), cv2.DIST_L2, 5)
-    assert dist[m1].min() >= 0.04 * side
+    # Every layout keeps MIN_GAP between the exact shapes, and a mask pixel's centre lies within
+    # √2/2 px of its shape (a pixel farther away is not covered at all), so the masks' centres
+    # stay MIN_GAP·side − √2 apart; reshaped objects also keep MIN_MASK_GAP on the masks, as the
+    # generator measures it.
+    exact = cv2.distanceTransform((~m0).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    assert exact[m1].min() >= MIN_GAP * side - 2**0.5
+    if {"geometry", "size"} & set(factors):
+        dist = cv2.distanceTransform((~m0).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+        assert dist[m1].min() >= MIN_MASK_GAP * side
     for m in s.masks:
         rows, cols = np.nonzero(m)
         assert min(rows.min(), cols.min()) >= 0.04 * side

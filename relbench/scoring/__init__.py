@@ -3,7 +3,7 @@
 from relbench.scoring.config import DetectorConfig, load_detector
 from relbench.scoring.detect import Detection, Detector, detect, label_pixels
 from relbench.scoring.files import ImageReadError, decode_image, read_image, score_file
-from relbench.scoring.judge import ScoreResult, judge, score_image
+from relbench.scoring.judge import ScoreResult, judge, score_batch, score_image, score_images
 from relbench.scoring.layout import colour_layout_correct
 from relbench.scoring.metrics import METRIC_FIELDS, summarize
 from relbench.scoring.folder import score_folder, score_row
@@ -30,6 +30,8 @@ __all__ = [
     "score_file",
     "score_folder",
     "score_row",
+    "score_batch",
     "score_image",
+    "score_images",
     "summarize",
 ]

@@ -149,8 +149,53 @@ def read_image(
 def _decode_checked(data: bytes, name: str, background: tuple[int, int, int]) -> np.ndarray:
     """Bytes whose pixel count was checked -> RGB uint8 (`decode_image`'s conversions)."""
     _check_complete(data[:2], data[-64:], name)
+    if _plain_rgb(data):  # the decoder writes RGB itself: no conversion to make
+        return _decode(lambda: cv2.imdecode(np.frombuffer(data, np.uint8), _RGB_FLAGS), name)
     img = _decode(lambda: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), name)
     return _normalise(img, name, background)
+
+
+_RGB_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+"""8-bit RGB out of the decoder, the stored pixels as they are (no EXIF rotation, as
+IMREAD_UNCHANGED leaves them)."""
+
+
+def _plain_rgb(data: bytes) -> bool:
+    """Whether the image is 8-bit three-channel colour with no transparency, which the decoder
+    gives unchanged as RGB (`_normalise` would only reorder its channels): a PNG of colour type
+    2 and bit depth 8 without a tRNS chunk, or an 8-bit JPEG of three components. Anything
+    else, or a header not plainly readable, takes the general path."""
+    import struct
+
+    if data[:8] == _PNG_SIGNATURE:
+        if data[12:16] != b"IHDR" or data[24:26] != b"\x08\x02":  # bit depth 8, truecolour
+            return False
+        i, n = 33, len(data)
+        while i + 8 <= n:  # the chunks before the image data: no transparency among them
+            kind = data[i + 4 : i + 8]
+            if kind == b"IDAT":
+                return True
+            if kind == b"tRNS":
+                return False
+            i += 12 + struct.unpack(">I", data[i : i + 4])[0]
+        return False
+    if data[:2] != b"\xff\xd8":
+        return False
+    i, n = 2, min(len(data), 1 << 20)
+    while i + 10 <= n:
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _JPEG_SOF:
+            return data[i + 4] == 8 and data[i + 9] == 3  # 8-bit samples, three components
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+    return False
 
 
 _HEADER_BYTES = 1 << 16

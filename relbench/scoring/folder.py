@@ -81,6 +81,20 @@ def score_row(
 
     `file` must stay inside `root` (symlinks followed); images over `max_pixels` are refused
     from their header (see `relbench.scoring.files.MAX_PIXELS`)."""
+    out, spec, image = _read_row(row, root, detector, max_pixels)
+    if image is None:
+        return out
+    try:
+        result = detector.score(image, spec)
+    except Exception as e:  # noqa: BLE001 - one bad row (wrong types, decoder errors) ends no batch
+        return _failed(out, e)
+    return _with_result(out, result)
+
+
+def _read_row(
+    row: dict[str, Any], root: Path, detector: Detector, max_pixels: int | None
+) -> tuple[dict[str, Any], RelationSpec | None, Any]:
+    """(output row, spec, decoded image) of a metadata row, or (its error row, None, None)."""
     out = dict(row)
     try:
         spec = row_spec(row)
@@ -92,16 +106,28 @@ def score_row(
         path = str_inside(root, file)
         # A third-party Scorer (relbench.scoring.api) has no detector config: default background.
         bg = detector.config.background if isinstance(detector, Detector) else BACKGROUND_RGB
-        image = read_image(path, bg, max_pixels=max_pixels, name=file)
-        out.update(detector.score(image, spec).to_dict())
-    except ValueError as e:  # ImageReadError, PromptParseError and malformed specs are ValueErrors
-        return error_row(out, str(e))
-    except (MemoryError, RecursionError):
-        return error_row(out, "image too large or too complex to score")
+        return out, spec, read_image(path, bg, max_pixels=max_pixels, name=file)
     except Exception as e:  # noqa: BLE001 - one bad row (wrong types, decoder errors) ends no batch
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        return error_row(out, f"cannot score this row ({type(e).__name__}: {first})")
+        return _failed(out, e), None, None
+
+
+def _with_result(out: dict[str, Any], result: Any) -> dict[str, Any]:
+    """`out` with a scorer's `ScoreResult` fields."""
+    try:
+        out.update(result.to_dict())
+    except Exception as e:  # noqa: BLE001 - a third-party scorer's malformed result
+        return _failed(out, e)
     return out
+
+
+def _failed(out: dict[str, Any], e: Exception) -> dict[str, Any]:
+    """`out` as the error row of what scoring it raised."""
+    if isinstance(e, ValueError):  # ImageReadError, PromptParseError, malformed specs
+        return error_row(out, str(e))
+    if isinstance(e, (MemoryError, RecursionError)):
+        return error_row(out, "image too large or too complex to score")
+    first = (str(e).strip().splitlines() or [""])[0][:200]
+    return error_row(out, f"cannot score this row ({type(e).__name__}: {first})")
 
 
 def error_row(row: dict[str, Any], error: str) -> dict[str, Any]:
@@ -123,10 +149,11 @@ def score_folder(
     max_pixels: int | None = None,
 ) -> dict[str, Any]:
     """Score `root/metadata.jsonl` into `out_path` (default `root/scores.jsonl`); returns the
-    summary. Rows are streamed: read, scored and written one by one, and flushed at least every
-    `_FLUSH_EVERY_S` (memory flat in the number of rows; a killed run keeps what it wrote up to
-    its last tenth of a second); the output is rewritten from scratch
-    on each run. Every failure of one row is that row's `error`, with its metadata line."""
+    summary. Rows are streamed: read, scored and written a batch of up to `BATCH_ROWS` at a
+    time, and flushed at least every `_FLUSH_EVERY_S` (memory flat in the number of rows; a
+    killed run keeps what it wrote up to its last tenth of a second, all but its last batch);
+    the output is rewritten from scratch on each run. Every failure of one row is that row's
+    `error`, with its metadata line."""
     root = Path(root)
     meta = root / METADATA
     if not meta.is_file():
@@ -226,12 +253,16 @@ def _count_lines(path: Path) -> int:
 _CHUNK = 256
 """Rows handed to the worker pool at a time: bounds memory whatever the file's length."""
 
+BATCH_ROWS = 64
+BATCH_PIXELS = 1 << 24
+"""Rows are scored a batch at a time (`Detector.score_batch`): up to this many rows or until
+their decoded images hold this many pixels (48 MB), whichever comes first."""
+
 
 def _scored(items, root: Path, detector: Detector, workers: int,
             max_pixels: int | None = None) -> Iterator[dict[str, Any]]:
     if workers <= 1:
-        for item in items:
-            yield _score_item(item, root, detector, max_pixels)
+        yield from _score_items(items, root, detector, max_pixels)
         return
     import itertools
     import multiprocessing as mp
@@ -241,22 +272,72 @@ def _scored(items, root: Path, detector: Detector, workers: int,
     ) as pool:
         items = iter(items)
         while chunk := list(itertools.islice(items, _CHUNK)):
-            args = [(item, str(root), max_pixels) for item in chunk]
-            yield from pool.imap(_worker_item, args, chunksize=16)
+            parts = [(chunk[i : i + 16], str(root), max_pixels) for i in range(0, len(chunk), 16)]
+            for rows in pool.imap(_worker_items, parts):
+                yield from rows
 
 
-def _score_item(
-    item, root: Path, detector: Detector, max_pixels: int | None = None
-) -> dict[str, Any]:
-    n, row, err = item
-    if row is None:
-        return error_row({"line": n}, err)
-    try:
-        out = score_row(row, root, detector, max_pixels=max_pixels)
-    except Exception as e:  # noqa: BLE001 - the last guard: a row never ends the run
-        out = error_row(dict(row), f"cannot score this row ({type(e).__name__}: {e})")
-    if out.get("error") is not None and not str(out["error"]).startswith(f"{METADATA} line "):
-        out["error"] = f"{METADATA} line {n}: {out['error']}"
+def _score_items(
+    items, root: Path, detector: Detector, max_pixels: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """The output row of each (line number, row, error) item, in order, scored in batches."""
+    batch: list[tuple[int, dict[str, Any], Any, Any]] = []
+    pixels = 0
+    for n, row, err in items:
+        if row is None:
+            batch.append((n, error_row({"line": n}, err), None, None))
+            continue
+        try:
+            out, spec, image = _read_row(row, root, detector, max_pixels)
+        except Exception as e:  # noqa: BLE001 - the last guard: a row never ends the run
+            out, spec, image = error_row(
+                dict(row), f"cannot score this row ({type(e).__name__}: {e})"), None, None
+        batch.append((n, out, spec, image))
+        if image is not None:
+            pixels += image.shape[0] * image.shape[1]
+        if len(batch) >= BATCH_ROWS or pixels >= BATCH_PIXELS:
+            yield from _score_batch(batch, detector)
+            batch, pixels = [], 0
+    if batch:
+        yield from _score_batch(batch, detector)
+
+
+def _score_batch(batch, detector: Detector) -> Iterator[dict[str, Any]]:
+    """The rows of a batch of `_read_row` entries, their images scored together."""
+    todo = [i for i, entry in enumerate(batch) if entry[3] is not None]
+    images, specs = [batch[i][3] for i in todo], [batch[i][2] for i in todo]
+    results: dict[int, Any] = dict(zip(todo, _score_many(detector, images, specs)))
+    for i, (n, out, _, _) in enumerate(batch):
+        if i in results:
+            r = results[i]
+            out = _failed(out, r) if isinstance(r, Exception) else _with_result(out, r)
+        if out.get("error") is not None and not str(out["error"]).startswith(f"{METADATA} line "):
+            out["error"] = f"{METADATA} line {n}: {out['error']}"
+        yield out
+
+
+def _score_many(detector, images: list, specs: list) -> list:
+    """Each image's ScoreResult or the exception it raised: the scorer's own `score_batch` if
+    it has one (the built-in detector does), else `score` image by image."""
+    if not images:
+        return []
+    batch = getattr(detector, "score_batch", None)
+    if callable(batch):
+        try:
+            out = list(batch(images, specs))
+        except Exception as e:  # noqa: BLE001 - a scorer's batch that fails as a whole
+            return [e] * len(images)
+        if len(out) == len(images):
+            return out
+        bad = ValueError(f"the scorer's score_batch gave {len(out)} results for {len(images)} "
+                         "images")
+        return [bad] * len(images)
+    out = []
+    for image, spec in zip(images, specs):
+        try:
+            out.append(detector.score(image, spec))
+        except Exception as e:  # noqa: BLE001 - one bad image fails alone
+            out.append(e)
     return out
 
 
@@ -268,7 +349,7 @@ def _init_worker(cfg: dict) -> None:
     _WORKER_DETECTOR = Detector(DetectorConfig.model_validate(cfg))
 
 
-def _worker_item(args) -> dict[str, Any]:
-    item, root, max_pixels = args
+def _worker_items(args) -> list[dict[str, Any]]:
+    items, root, max_pixels = args
     assert _WORKER_DETECTOR is not None
-    return _score_item(item, Path(root), _WORKER_DETECTOR, max_pixels)
+    return list(_score_items(items, Path(root), _WORKER_DETECTOR, max_pixels))
