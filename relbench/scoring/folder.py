@@ -165,10 +165,12 @@ def score_folder(
     if out_path.is_dir():
         raise ValueError(f"--out {out_path} is a directory; give a file name")
     tally = RowTally()
-    from tqdm.auto import tqdm
+    if progress:
+        from tqdm.auto import tqdm  # lazy: a quiet run does without it
 
-    bar = tqdm(total=_count_lines(meta) if progress else None, disable=not progress, unit="img",
-               desc="score")
+        bar = tqdm(total=_count_lines(meta), unit="img", desc="score")
+    else:
+        bar = _NoBar()
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with open(out_path, "w", encoding="utf-8") as f:
@@ -191,6 +193,16 @@ def score_folder(
     summary["detector"] = detector.describe()
     summary["scores"] = str(out_path)
     return summary
+
+
+class _NoBar:
+    """The progress bar of a quiet run."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class RowTally:

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from relbench.render import mask_centroid
 from relbench.scene import COLOR_RGB, strict_relation
 
 COLOUR_TOLERANCE = 100
@@ -32,5 +31,7 @@ def colour_layout_correct(image: np.ndarray, spec: Any) -> bool | None:
              for c in colours]  # 2 × (H, W)
     if any(m.sum() < 3 for m in masks):
         return None
+    from relbench.render import mask_centroid  # lazy: scoring a folder never needs the renderer
+
     (xs_, ys_), (xr, yr) = (mask_centroid(m) for m in masks)
     return strict_relation(xs_ - xr, ys_ - yr) == spec.relation
