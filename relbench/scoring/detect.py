@@ -717,7 +717,7 @@ def _fit(
         r += 0.5
         centre = (ccx, ccy)
         # Score each fitted shape by how much of it this object *or an occluder* covers.
-        box, tri_px = _px(cv2.boxPoints(rect)), _px(tri)
+        box, tri_px = np.split(_px(np.concatenate([cv2.boxPoints(rect), tri])), [4])
         fits = {
             "circle": _covered(objmask, lambda m: cv2.circle(m, *_circle_args(ccx, ccy, r))),
             "square": _covered(objmask, lambda m: cv2.fillPoly(m, [box], 1, cv2.LINE_8, _SHIFT)),
@@ -784,12 +784,15 @@ def _touches_other(contour: np.ndarray, mask: np.ndarray, objmask: np.ndarray, m
     m = margin + 1
     y0, y1 = max(0, y - m), min(mask.shape[0], y + bh + m)
     x0, x1 = max(0, x - m), min(mask.shape[1], x + bw + m)
-    own = mask[y0:y1, x0:x1]
-    if cv2.countNonZero(objmask[y0:y1, x0:x1]) == cv2.countNonZero(own):
+    own, near = mask[y0:y1, x0:x1], objmask[y0:y1, x0:x1]
+    n_own = cv2.countNonZero(own)
+    if cv2.countNonZero(near) == n_own:
         return False  # no other object pixel near this component
-    grown = cv2.dilate(own, np.ones((2 * m + 1, 2 * m + 1), np.uint8))
-    other = objmask[y0:y1, x0:x1] & (1 - own)
-    return bool(cv2.countNonZero(grown & other))
+    # `own` lies within `objmask` (both 0/1) and within its own dilation, so the grown
+    # component meets another object's pixel exactly when it covers more of `objmask` than
+    # its own pixels.
+    grown = cv2.dilate(own, _square(2 * m + 1))
+    return cv2.countNonZero(cv2.bitwise_and(grown, near)) > n_own
 
 
 _SHIFT = 4  # sub-pixel bits for drawing fitted shapes
