@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import cv2
 import numpy as np
@@ -263,8 +263,8 @@ def _work_image(image: np.ndarray, max_side: int) -> np.ndarray:
 
 def segment(image: np.ndarray, detector: Detector) -> Segmentation:
     """Background model, colour names and foreground regions of an RGB uint8 image."""
-    state = _Work(image)
-    for stage in _SEGMENT_STAGES:
+    state = Work(image)
+    for stage in SEGMENT_STAGES:
         stage(state, detector)
     return state.seg
 
@@ -320,8 +320,8 @@ def _distances_from(
     return image, names, dist, bg, None
 
 
-class _Work:
-    """One image on its way through the detection stages (`_STAGES`), each of which fills in
+class Work:
+    """One image on its way through the detection stages (`DETECT_STAGES`), each of which fills in
     what the next one reads; `error` is what a stage raised, after which it goes no further."""
 
     __slots__ = ("image", "bg", "flat", "names", "dist", "index", "fg", "seg", "parts",
@@ -332,54 +332,54 @@ class _Work:
         self.error: Exception | None = None
 
 
-def _st_prepare(s: _Work, detector: Detector) -> None:
+def _st_prepare(s: Work, detector: Detector) -> None:
     s.image = _work_image(to_rgb_uint8(s.image), detector.config.work_max_side)
 
 
-def _st_flat(s: _Work, detector: Detector) -> None:
+def _st_flat(s: Work, detector: Detector) -> None:
     s.bg = _flat_background(s.image, detector.config)
     s.flat = s.bg is not None
 
 
-def _st_fit(s: _Work, detector: Detector) -> None:
+def _st_fit(s: Work, detector: Detector) -> None:
     if not s.flat:
         s.bg = fit_background(s.image, detector.config)
 
 
-def _st_distances(s: _Work, detector: Detector) -> None:
+def _st_distances(s: Work, detector: Detector) -> None:
     s.image, s.names, s.dist, s.bg, s.index = _distances_from(s.image, detector, s.bg, s.flat)
 
 
-def _st_foreground(s: _Work, detector: Detector) -> None:
+def _st_foreground(s: Work, detector: Detector) -> None:
     if s.index is not None:  # a flat background: 0 off the foreground
         s.fg = (s.dist > 0).view(np.uint8)
     else:  # each pixel's threshold by its label (OpenCV's table lookup: the same values)
         s.fg = np.greater(s.dist, cv2.LUT(s.names, detector.threshold_lut(s.bg))).view(np.uint8)
 
 
-def _st_trim(s: _Work, detector: Detector) -> None:
+def _st_trim(s: Work, detector: Detector) -> None:
     if detector.config.edge_radius_px > 0:
         _trim_edges(s.fg, s.dist, detector.thresholds(s.bg), detector.config)
 
 
-def _st_regions(s: _Work, detector: Detector) -> None:
+def _st_regions(s: Work, detector: Detector) -> None:
     contours, _ = cv2.findContours(s.fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     s.seg = Segmentation(s.image, s.names, s.fg, contours, s.bg, s.index, detector._lut)
     s.dist = None  # read by no later stage: a batch keeps less
 
 
-def _st_objects(s: _Work, detector: Detector) -> None:
+def _st_objects(s: Work, detector: Detector) -> None:
     s.parts = _objects(s.seg, detector)
 
 
-def _st_detections(s: _Work, detector: Detector) -> None:
+def _st_detections(s: Work, detector: Detector) -> None:
     s.dets = _detections(s.seg, s.parts, detector)
     s.seg = s.parts = None
 
 
-_SEGMENT_STAGES = (_st_prepare, _st_flat, _st_fit, _st_distances, _st_foreground, _st_trim,
+SEGMENT_STAGES = (_st_prepare, _st_flat, _st_fit, _st_distances, _st_foreground, _st_trim,
                    _st_regions)
-_STAGES = _SEGMENT_STAGES + (_st_objects, _st_detections)
+DETECT_STAGES = SEGMENT_STAGES + (_st_objects, _st_detections)
 """`detect`, split where one image's work hands over to the next step's: a batch runs each
 stage over all its images before the next stage (`run_stages`)."""
 
@@ -407,12 +407,32 @@ def detect_batch(
     images: list[np.ndarray], detector: Detector
 ) -> list[list[Detection] | Exception]:
     """`detect` on each image of a batch, or the exception that image raised (one bad image
-    fails alone): the same detections as `detect`, faster on many images (`run_stages`).
-    Hold a batch to a few hundred small images or a few large ones: every image's working
-    arrays are kept until the batch ends."""
-    states = [_Work(image) for image in images]
-    run_stages(states, _STAGES, detector)
+    fails alone): the same detections as `detect`, faster on many images (`run_stages`, over
+    `batches` of them)."""
+    states = [Work(image) for image in images]
+    for part in batches(images):
+        run_stages(states[part], DETECT_STAGES, detector)
     return [s.dets if s.error is None else s.error for s in states]
+
+
+BATCH_ROWS = 64
+BATCH_PIXELS = 1 << 24
+"""Images staged together (`batches`): up to BATCH_ROWS, or fewer whose pixels reach
+BATCH_PIXELS (48 MB of RGB). Every image's working arrays are kept until its batch ends."""
+
+
+def batches(images: list) -> Iterator[slice]:
+    """Consecutive slices of `images` of at most BATCH_ROWS images each, a slice ending early
+    once its images hold BATCH_PIXELS pixels."""
+    start, pixels = 0, 0
+    for i, image in enumerate(images):
+        shape = getattr(image, "shape", ())
+        pixels += shape[0] * shape[1] if len(shape) >= 2 else 0
+        if i + 1 - start >= BATCH_ROWS or pixels >= BATCH_PIXELS:
+            yield slice(start, i + 1)
+            start, pixels = i + 1, 0
+    if start < len(images):
+        yield slice(start, len(images))
 
 
 def _has_weak_pixels(dist: np.ndarray, thresholds: np.ndarray, split: float) -> bool:
@@ -609,8 +629,8 @@ def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
 
 def detect(image: np.ndarray, detector: Detector) -> list[Detection]:
     """Objects in an RGB uint8 image, largest first."""
-    state = _Work(image)
-    for stage in _STAGES:
+    state = Work(image)
+    for stage in DETECT_STAGES:
         stage(state, detector)
     return state.dets
 

@@ -64,6 +64,19 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
 
     if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
+    i = _jpeg_frame(data)
+    if i is None:
+        return None
+    h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+    return (w, h)
+
+
+def _jpeg_frame(data: bytes) -> int | None:
+    """The offset of a JPEG's frame header (its SOF marker) in `data`, found with its length,
+    sample precision, height and width inside `data`; None when `data` is not a JPEG or its
+    header is not plainly readable."""
+    import struct
+
     if data[:2] != b"\xff\xd8":
         return None
     i, n = 2, min(len(data), 1 << 20)
@@ -75,8 +88,7 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
             i += 1
             continue
         if marker in _JPEG_SOF:
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return (w, h)
+            return i
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
             i += 2
             continue
@@ -128,7 +140,8 @@ def read_image(
         # descriptor reads: a buffered file object costs more than reading a small PNG.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
                 raise ImageReadError(f"{name}: no such file")
             head = os.read(fd, _HEADER_BYTES)
             if not head:
@@ -136,7 +149,8 @@ def read_image(
             size = _header_size(head)  # the header decides before the rest is read
             check_pixels(size if size is not None else image_size(path, name), name,
                          max_pixels)
-            data = head + _read_rest(fd)
+            # A small file is whole once its size is read (no read to find its end).
+            data = head if len(head) == info.st_size < _HEADER_BYTES else head + _read_rest(fd)
         finally:
             os.close(fd)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -179,23 +193,8 @@ def _plain_rgb(data: bytes) -> bool:
                 return False
             i += 12 + struct.unpack(">I", data[i : i + 4])[0]
         return False
-    if data[:2] != b"\xff\xd8":
-        return False
-    i, n = 2, min(len(data), 1 << 20)
-    while i + 10 <= n:
-        if data[i] != 0xFF:
-            return False
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in _JPEG_SOF:
-            return data[i + 4] == 8 and data[i + 9] == 3  # 8-bit samples, three components
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            i += 2
-            continue
-        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
-    return False
+    i = _jpeg_frame(data)  # 8-bit samples, three components
+    return i is not None and len(data) > i + 9 and data[i + 4] == 8 and data[i + 9] == 3
 
 
 _HEADER_BYTES = 1 << 16

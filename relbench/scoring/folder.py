@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from relbench.safety import check_spec, json_line, path_inside, str_inside
 from relbench.scene import BACKGROUND_RGB, RelationSpec
 from relbench.scoring.config import DetectorConfig
-from relbench.scoring.detect import Detector
+from relbench.scoring.detect import BATCH_PIXELS, BATCH_ROWS, Detector
 from relbench.scoring.files import read_image
 
 METADATA = "metadata.jsonl"
@@ -265,10 +265,6 @@ def _count_lines(path: Path) -> int:
 _CHUNK = 256
 """Rows handed to the worker pool at a time: bounds memory whatever the file's length."""
 
-BATCH_ROWS = 64
-BATCH_PIXELS = 1 << 24
-"""Rows are scored a batch at a time (`Detector.score_batch`): up to this many rows or until
-their decoded images hold this many pixels (48 MB), whichever comes first."""
 
 
 def _scored(items, root: Path, detector: Detector, workers: int,

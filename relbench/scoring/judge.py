@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 
 from relbench.scene import ObjectSpec, RelationSpec, loose_holds, strict_relation
-from relbench.scoring.detect import _STAGES, Detection, Detector, _Work, detect, run_stages
+from relbench.scoring.detect import (
+    DETECT_STAGES,
+    Detection,
+    Detector,
+    Work,
+    batches,
+    detect,
+    run_stages,
+)
 
 
 @dataclass
@@ -57,15 +65,15 @@ def score_batch(
 ) -> list[ScoreResult | Exception]:
     """`score_image` on each (image, spec) pair of a batch, or the exception that image raised
     (one bad image fails alone). The same verdicts as image by image, faster on many images:
-    each step runs over the whole batch before the next (`relbench.scoring.detect.run_stages`).
-    Every image's working arrays are kept until the batch ends, so hold a batch to a few
-    hundred small images or a few large ones."""
+    each step runs over a batch of them before the next (`relbench.scoring.detect.run_stages`
+    over `batches`: a long list is staged a few dozen images at a time)."""
     if len(images) != len(specs):
         raise ValueError(f"{len(images)} images but {len(specs)} specs")
-    states = [_Work(image) for image in images]
+    states = [Work(image) for image in images]
     for s, spec in zip(states, specs):
         s.spec = spec
-    run_stages(states, _SCORE_STAGES, detector)
+    for part in batches(images):
+        run_stages(states[part], SCORE_STAGES, detector)
     return [s.result if s.error is None else s.error for s in states]
 
 
@@ -84,12 +92,13 @@ def score_images(
     return out
 
 
-def _st_judge(s: _Work, detector: Detector) -> None:
+def _st_judge(s: Work, detector: Detector) -> None:
     s.result = judge(s.dets, s.spec)
     s.dets = None
 
 
-_SCORE_STAGES = _STAGES + (_st_judge,)
+SCORE_STAGES = DETECT_STAGES + (_st_judge,)
+"""`score_image` in stages: detection's, then the verdict."""
 
 
 def judge(dets: list[Detection], spec: RelationSpec) -> ScoreResult:
