@@ -144,3 +144,49 @@ def test_rows_in_batches_are_the_rows_one_by_one(folder, monkeypatch, batch_rows
     assert rows == expected and len(rows) == 11
     assert rows[2]["error"] == "metadata.jsonl line 3: image too small to score: 5x5"
     assert [r["correct"] for r in rows][:4] == [True, True, None, False]
+
+
+class _BatchScorer:
+    """A third-party scorer with its own `score_batch`: a verdict from the built-in detector, or
+    an error for images narrower than 100 px; `bad_length` returns one result too few."""
+
+    name, version, config_hash = "batchy", "1.0.0", "0" * 12
+
+    def __init__(self, bad_length: bool = False) -> None:
+        from relbench.scoring import load_detector
+
+        self.inner, self.bad_length, self.calls = load_detector("default"), bad_length, []
+
+    def describe(self):
+        return {"name": self.name, "version": self.version, "config_hash": self.config_hash}
+
+    def score(self, image, spec):  # pragma: no cover - relbench score calls score_batch
+        raise AssertionError("score_batch is used when a scorer has one")
+
+    def score_batch(self, images, specs):
+        self.calls.append(len(images))
+        out = [ValueError("too narrow") if im.shape[1] < 100 else self.inner.score(im, sp)
+               for im, sp in zip(images, specs)]
+        return out[:-1] if self.bad_length else out
+
+
+def test_a_scorer_with_its_own_batches(folder, monkeypatch):
+    from relbench.scoring import folder as folder_mod
+    from relbench.scoring import score_folder
+
+    monkeypatch.setattr(folder_mod, "BATCH_ROWS", 2)
+    cv2.imwrite(str(folder / "narrow.png"), np.full((64, 64, 3), 90, np.uint8))
+    lines = (folder / "metadata.jsonl").read_text().splitlines()
+    lines.insert(1, json.dumps({"file": "narrow.png", "prompt": "red square above blue circle"}))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    scorer = _BatchScorer()
+    summary = score_folder(folder, scorer, folder / "s.jsonl", progress=False)
+    rows = [json.loads(line) for line in (folder / "s.jsonl").read_text().splitlines()]
+    assert rows[1]["error"] == "metadata.jsonl line 2: too narrow" and rows[1]["correct"] is None
+    assert [r["correct"] for r in rows][:4] == [True, None, True, False]
+    assert max(scorer.calls) == 2 and summary["n_scored"] == 4
+    broken = _BatchScorer(bad_length=True)
+    score_folder(folder, broken, folder / "b.jsonl", progress=False)
+    rows = [json.loads(line) for line in (folder / "b.jsonl").read_text().splitlines()]
+    assert all(r["correct"] is None for r in rows)
+    assert "score_batch gave 1 results for 2 images" in rows[0]["error"]

@@ -48,7 +48,9 @@ class Scorer(Protocol):
 
     def score(self, image: np.ndarray, spec: RelationSpec) -> ScoreResult:
         """The verdict on an (H, W, 3) uint8 RGB image: every `ScoreResult` field, with a
-        readable `reason`."""
+        readable `reason`. A scorer may also offer `score_batch(images, specs)`, returning for
+        each image its `ScoreResult` or the exception it raised (the built-in detector does):
+        `relbench score` then hands it a batch of rows' images at a time."""
         ...
 
 
