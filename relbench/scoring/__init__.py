@@ -6,7 +6,7 @@ from relbench.scoring.files import ImageReadError, decode_image, read_image, sco
 from relbench.scoring.judge import ScoreResult, judge, score_batch, score_image, score_images
 from relbench.scoring.layout import colour_layout_correct
 from relbench.scoring.metrics import METRIC_FIELDS, summarize
-from relbench.scoring.folder import score_folder, score_row
+from relbench.scoring.folder import score_folder, score_row, score_rows
 from relbench.scoring.api import DEFAULT_SCORER, Scorer, list_scorers, load_scorer
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "score_file",
     "score_folder",
     "score_row",
+    "score_rows",
     "score_batch",
     "score_image",
     "score_images",

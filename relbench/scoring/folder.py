@@ -14,7 +14,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from relbench.safety import check_spec, json_line, path_inside, str_inside
 from relbench.scene import BACKGROUND_RGB, RelationSpec
@@ -285,11 +285,22 @@ def _scored(items, root: Path, detector: Detector, workers: int,
                 yield from rows
 
 
+def score_rows(
+    rows: Iterable[dict[str, Any]], root: Path, detector: Detector, *,
+    max_pixels: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """`score_row` of each row, in order, the rows read and their images scored a batch at a
+    time (up to `BATCH_ROWS` rows, fewer of large images: `Detector.score_batch`, or a
+    scorer's `score` image by image when it has no `score_batch`)."""
+    return _score_items(((None, row, None) for row in rows), root, detector, max_pixels)
+
+
 def _score_items(
     items, root: Path, detector: Detector, max_pixels: int | None = None
 ) -> Iterator[dict[str, Any]]:
-    """The output row of each (line number, row, error) item, in order, scored in batches."""
-    batch: list[tuple[int, dict[str, Any], Any, Any]] = []
+    """The output row of each (line number, row, error) item, in order, scored in batches; a
+    row's error names its metadata line when it has one."""
+    batch: list[tuple[int | None, dict[str, Any], Any, Any]] = []
     pixels = 0
     for n, row, err in items:
         if row is None:
@@ -319,7 +330,8 @@ def _score_batch(batch, detector: Detector) -> Iterator[dict[str, Any]]:
         if i in results:
             r = results[i]
             out = _failed(out, r) if isinstance(r, Exception) else _with_result(out, r)
-        if out.get("error") is not None and not str(out["error"]).startswith(f"{METADATA} line "):
+        if n is not None and out.get("error") is not None and \
+                not str(out["error"]).startswith(f"{METADATA} line "):
             out["error"] = f"{METADATA} line {n}: {out['error']}"
         yield out
 
