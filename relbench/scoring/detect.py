@@ -18,6 +18,10 @@ Pipeline per image (thresholds in the detector config):
    touching another colour may be occluded: its fits are then scored by how much of the fitted
    shape is covered by it *or by the occluder*, so a disk partly hidden by a square is still a
    disk, with the centre of the enclosing shape rather than the visible pixels.
+
+Many images are scored faster together (`detect_batch`, `relbench.scoring.judge.score_batch`):
+the pipeline is a sequence of stages (`DETECT_STAGES`), and a batch runs each stage over all its
+images before the next, with the same calls and results as one image at a time.
 """
 
 from __future__ import annotations
@@ -321,8 +325,9 @@ def _distances_from(
 
 
 class Work:
-    """One image on its way through the detection stages (`DETECT_STAGES`), each of which fills in
-    what the next one reads; `error` is what a stage raised, after which it goes no further."""
+    """One image on its way through the detection stages (`DETECT_STAGES`), each of which fills
+    in what the next one reads; `error` is what a stage raised, after which it goes no
+    further."""
 
     __slots__ = ("image", "bg", "flat", "names", "dist", "index", "fg", "seg", "parts",
                  "dets", "spec", "result", "error")
@@ -378,7 +383,7 @@ def _st_detections(s: Work, detector: Detector) -> None:
 
 
 SEGMENT_STAGES = (_st_prepare, _st_flat, _st_fit, _st_distances, _st_foreground, _st_trim,
-                   _st_regions)
+                  _st_regions)
 DETECT_STAGES = SEGMENT_STAGES + (_st_objects, _st_detections)
 """`detect`, split where one image's work hands over to the next step's: a batch runs each
 stage over all its images before the next stage (`run_stages`)."""
