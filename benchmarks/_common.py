@@ -73,8 +73,7 @@ def decode_vs_score(
 ) -> dict[str, float]:
     """Seconds to decode the PNGs alone (`decode`), to decode and score them image by image
     (`one_by_one`: `score_image` on each) and in batches as `relbench score` does (`batched`:
-    up to `relbench.scoring.detect.BATCH_ROWS` images or BATCH_PIXELS pixels decoded, then
-    `Detector.score_batch`);
+    each `relbench.scoring.detect.batched` list decoded, then `Detector.score_batch`);
     each the best of `rounds` interleaved rounds: the machine is shared, the minimum is the
     least disturbed measurement, and the ratios compare rounds taken side by side."""
     import time
@@ -83,7 +82,7 @@ def decode_vs_score(
     import numpy as np
 
     from relbench.scoring import decode_image, score_image
-    from relbench.scoring.detect import BATCH_PIXELS, BATCH_ROWS
+    from relbench.scoring.detect import batched
 
     arrays = [np.frombuffer(b, np.uint8) for b in blobs]
     for a, b, s in list(zip(arrays, blobs, specs))[:20]:  # warm-up (tables, caches)
@@ -98,20 +97,16 @@ def decode_vs_score(
         for b, s in zip(blobs, specs):
             score_image(decode_image(b), s, detector)
 
-    def batched() -> None:  # as relbench score reads and scores its rows
-        start, pixels, images = 0, 0, []
-        for i, b in enumerate(blobs):
-            images.append(decode_image(b))
-            pixels += images[-1].shape[0] * images[-1].shape[1]
-            if len(images) >= BATCH_ROWS or pixels >= BATCH_PIXELS or i + 1 == len(blobs):
-                for r in detector.score_batch(images, specs[start : i + 1]):
-                    if isinstance(r, Exception):
-                        raise r
-                start, pixels, images = i + 1, 0, []
+    def in_batches() -> None:  # as relbench score reads and scores its rows
+        decoded = ((decode_image(b), s) for b, s in zip(blobs, specs))
+        for part in batched(decoded, lambda pair: pair[0]):
+            for r in detector.score_batch([im for im, _ in part], [s for _, s in part]):
+                if isinstance(r, Exception):
+                    raise r
 
     best = {"decode": float("inf"), "one_by_one": float("inf"), "batched": float("inf")}
     for _ in range(rounds):
-        for name, run in (("decode", decode), ("one_by_one", one_by_one), ("batched", batched)):
+        for name, run in (("decode", decode), ("one_by_one", one_by_one), ("batched", in_batches)):
             t0 = time.perf_counter()
             run()
             best[name] = min(best[name], time.perf_counter() - t0)

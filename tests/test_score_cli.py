@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import cv2
@@ -127,11 +128,13 @@ def test_rows_in_batches_are_the_rows_one_by_one(folder, monkeypatch, batch_rows
     from relbench.scoring import folder as folder_mod
     from relbench.scoring import load_detector, score_folder, score_row
 
+    detect_mod = importlib.import_module("relbench.scoring.detect")
+
     cv2.imwrite(str(folder / "tiny.png"), np.zeros((5, 5, 3), np.uint8))
     lines = (folder / "metadata.jsonl").read_text().splitlines()
     lines.insert(2, json.dumps({"file": "tiny.png", "prompt": "red square above blue circle"}))
     (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(folder_mod, "BATCH_ROWS", batch_rows)
+    monkeypatch.setattr(detect_mod, "BATCH_ROWS", batch_rows)
     det = load_detector("default")
     score_folder(folder, det, folder / "scores.jsonl", progress=False)
     rows = [json.loads(line) for line in (folder / "scores.jsonl").read_text().splitlines()]
@@ -171,10 +174,10 @@ class _BatchScorer:
 
 
 def test_a_scorer_with_its_own_batches(folder, monkeypatch):
-    from relbench.scoring import folder as folder_mod
     from relbench.scoring import score_folder
 
-    monkeypatch.setattr(folder_mod, "BATCH_ROWS", 2)
+    detect_mod = importlib.import_module("relbench.scoring.detect")
+    monkeypatch.setattr(detect_mod, "BATCH_ROWS", 2)
     cv2.imwrite(str(folder / "narrow.png"), np.full((64, 64, 3), 90, np.uint8))
     lines = (folder / "metadata.jsonl").read_text().splitlines()
     lines.insert(1, json.dumps({"file": "narrow.png", "prompt": "red square above blue circle"}))

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 import cv2
 import numpy as np
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from relbench.scoring.judge import ScoreResult
 
 BACKGROUND = 0
+T = TypeVar("T")
 UNASSIGNED = 255
 _INF = np.float32(1e9)
 _LAB8_WEIGHTS = np.array([(100 / 255) ** 2, 1.0, 1.0], np.float32)
@@ -413,33 +414,41 @@ def detect_batch(
 ) -> list[list[Detection] | Exception]:
     """`detect` on each image of a batch, or the exception that image raised (one bad image
     fails alone): the same detections as `detect`, faster on many images (`run_stages`, over
-    `batches` of them)."""
+    `batched` lists of them)."""
     states = [Work(image) for image in images]
-    for part in batches(images):
-        run_stages(states[part], DETECT_STAGES, detector)
+    for part in batched(states, _image_of):
+        run_stages(part, DETECT_STAGES, detector)
     return [s.dets if s.error is None else s.error for s in states]
 
 
 BATCH_ROWS = 64
 BATCH_PIXELS = 1 << 20
-"""Images staged together (`batches`): up to BATCH_ROWS, or fewer whose pixels reach
+"""Images staged together (`batched`): up to BATCH_ROWS, or fewer whose pixels reach
 BATCH_PIXELS (64 images of 128 px, 4 of 512 px, one of 1024 px). Every image's working arrays
 are kept until its batch ends: small images gain from running each stage's code many times in
 a row, large ones lose once their arrays no longer stay in the processor's caches."""
 
 
-def batches(images: list) -> Iterator[slice]:
-    """Consecutive slices of `images` of at most BATCH_ROWS images each, a slice ending early
-    once its images hold BATCH_PIXELS pixels."""
-    start, pixels = 0, 0
-    for i, image in enumerate(images):
-        shape = getattr(image, "shape", ())
-        pixels += shape[0] * shape[1] if len(shape) >= 2 else 0
-        if i + 1 - start >= BATCH_ROWS or pixels >= BATCH_PIXELS:
-            yield slice(start, i + 1)
-            start, pixels = i + 1, 0
-    if start < len(images):
-        yield slice(start, len(images))
+def batched(items: Iterable[T], image_of: Callable[[T], Any]) -> Iterator[list[T]]:
+    """`items` in consecutive lists of at most BATCH_ROWS, a list ending early once the images
+    `image_of` gives for its items hold BATCH_PIXELS pixels (anything that is not an image
+    counts none). Streams: an item is taken only when its list needs it."""
+    batch: list[T] = []
+    pixels = 0
+    for item in items:
+        batch.append(item)
+        shape = getattr(image_of(item), "shape", ())
+        if len(shape) >= 2:
+            pixels += shape[0] * shape[1]
+        if len(batch) >= BATCH_ROWS or pixels >= BATCH_PIXELS:
+            yield batch
+            batch, pixels = [], 0
+    if batch:
+        yield batch
+
+
+def _image_of(s: Work) -> Any:
+    return s.image
 
 
 def _has_weak_pixels(dist: np.ndarray, thresholds: np.ndarray, split: float) -> bool:

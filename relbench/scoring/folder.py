@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator
 from relbench.safety import check_spec, json_line, path_inside, str_inside
 from relbench.scene import BACKGROUND_RGB, RelationSpec
 from relbench.scoring.config import DetectorConfig
-from relbench.scoring.detect import BATCH_PIXELS, BATCH_ROWS, Detector
+from relbench.scoring.detect import Detector, batched
 from relbench.scoring.files import read_image
 
 METADATA = "metadata.jsonl"
@@ -149,11 +149,11 @@ def score_folder(
     max_pixels: int | None = None,
 ) -> dict[str, Any]:
     """Score `root/metadata.jsonl` into `out_path` (default `root/scores.jsonl`); returns the
-    summary. Rows are streamed: read, scored and written a batch of up to `BATCH_ROWS` at a
-    time, and flushed at least every `_FLUSH_EVERY_S` (memory flat in the number of rows; a
-    killed run keeps what it wrote up to its last tenth of a second, all but its last batch);
-    the output is rewritten from scratch on each run. Every failure of one row is that row's
-    `error`, with its metadata line."""
+    summary. Rows are streamed: read, scored and written a batch at a time
+    (`relbench.scoring.detect.batched`), and flushed at least every `_FLUSH_EVERY_S` (memory
+    flat in the number of rows; a killed run keeps what it wrote up to its last tenth of a
+    second, all but its last batch); the output is rewritten from scratch on each run. Every
+    failure of one row is that row's `error`, with its metadata line."""
     root = Path(root)
     meta = root / METADATA
     if not meta.is_file():
@@ -266,7 +266,6 @@ _CHUNK = 256
 """Rows handed to the worker pool at a time: bounds memory whatever the file's length."""
 
 
-
 def _scored(items, root: Path, detector: Detector, workers: int,
             max_pixels: int | None = None) -> Iterator[dict[str, Any]]:
     if workers <= 1:
@@ -290,35 +289,34 @@ def score_rows(
     max_pixels: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """`score_row` of each row, in order, the rows read and their images scored a batch at a
-    time (up to `BATCH_ROWS` rows, fewer of large images: `Detector.score_batch`, or a
-    scorer's `score` image by image when it has no `score_batch`)."""
+    time (`relbench.scoring.detect.batched`): `Detector.score_batch`, or a scorer's `score`
+    image by image when it has no `score_batch`."""
     return _score_items(((None, row, None) for row in rows), root, detector, max_pixels)
 
 
 def _score_items(
     items, root: Path, detector: Detector, max_pixels: int | None = None
 ) -> Iterator[dict[str, Any]]:
-    """The output row of each (line number, row, error) item, in order, scored in batches; a
-    row's error names its metadata line when it has one."""
-    batch: list[tuple[int | None, dict[str, Any], Any, Any]] = []
-    pixels = 0
-    for n, row, err in items:
-        if row is None:
-            batch.append((n, error_row({"line": n}, err), None, None))
-            continue
-        try:
-            out, spec, image = _read_row(row, root, detector, max_pixels)
-        except Exception as e:  # noqa: BLE001 - the last guard: a row never ends the run
-            out, spec, image = error_row(
-                dict(row), f"cannot score this row ({type(e).__name__}: {e})"), None, None
-        batch.append((n, out, spec, image))
-        if image is not None:
-            pixels += image.shape[0] * image.shape[1]
-        if len(batch) >= BATCH_ROWS or pixels >= BATCH_PIXELS:
-            yield from _score_batch(batch, detector)
-            batch, pixels = [], 0
-    if batch:
+    """The output row of each (line number, row, error) item, in order, read and scored in
+    `batched` lists; a row's error names its metadata line when it has one."""
+    entries = (_read_item(item, root, detector, max_pixels) for item in items)
+    for batch in batched(entries, _image_of_entry):
         yield from _score_batch(batch, detector)
+
+
+def _read_item(
+    item, root: Path, detector: Detector, max_pixels: int | None
+) -> tuple[int | None, dict[str, Any], RelationSpec | None, Any]:
+    """(line number, output row, spec, image) of an item (`_read_row`; a malformed line's
+    error row)."""
+    n, row, err = item
+    if row is None:
+        return n, error_row({"line": n}, err), None, None
+    return (n, *_read_row(row, root, detector, max_pixels))
+
+
+def _image_of_entry(entry: tuple) -> Any:
+    return entry[3]
 
 
 def _score_batch(batch, detector: Detector) -> Iterator[dict[str, Any]]:

@@ -13,7 +13,7 @@ from relbench.scoring.detect import (
     Detection,
     Detector,
     Work,
-    batches,
+    batched,
     detect,
     run_stages,
 )
@@ -66,14 +66,14 @@ def score_batch(
     """`score_image` on each (image, spec) pair of a batch, or the exception that image raised
     (one bad image fails alone). The same verdicts as image by image, faster on many images:
     each step runs over a batch of them before the next (`relbench.scoring.detect.run_stages`
-    over `batches`: a long list is staged a few dozen images at a time)."""
+    over `batched` lists: a long list is staged a few dozen images at a time)."""
     if len(images) != len(specs):
         raise ValueError(f"{len(images)} images but {len(specs)} specs")
     states = [Work(image) for image in images]
     for s, spec in zip(states, specs):
         s.spec = spec
-    for part in batches(images):
-        run_stages(states[part], SCORE_STAGES, detector)
+    for part in batched(states, lambda s: s.image):
+        run_stages(part, SCORE_STAGES, detector)
     return [s.result if s.error is None else s.error for s in states]
 
 
