@@ -16,6 +16,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from relbench.scene import COLOR_RGB, SHAPES, RelationSpec, did_you_mean
 
 LOCK_FILE = ".relbench.lock"
@@ -159,7 +161,16 @@ def finite(obj: Any) -> Any:
 
 
 def json_line(row: dict[str, Any]) -> str:
-    """One row as strict JSON (NaN/Infinity become null) plus a newline."""
+    """One row as strict JSON (NaN/Infinity become null) plus a newline.
+
+    Written by orjson (compact, UTF-8, non-finite floats as null), several times faster than
+    the standard library on scored rows; a row orjson refuses (an integer past 64 bits, a lone
+    surrogate, a key that is not a string, a type it does not know) is written by the standard
+    library as before, which raises for what JSON cannot hold."""
+    try:
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        pass
     try:
         return _STRICT_JSON.encode(row) + "\n"
     except ValueError:

@@ -55,7 +55,7 @@ _INF = np.float32(1e9)
 _LAB8_WEIGHTS = np.array([(100 / 255) ** 2, 1.0, 1.0], np.float32)
 
 
-@dataclass
+@dataclass(slots=True)
 class Detection:
     """A detection: centre x, y in fractions of width/height; area a fraction of the image."""
 
@@ -582,7 +582,7 @@ class _Part:
     mask: np.ndarray
     label: int
     shared: np.ndarray | None
-    contour: np.ndarray | None = None  # a single-colour region: its convex hull,
+    contour: np.ndarray | None = None  # a single-colour region: its convex hull on the box,
     box: tuple[int, int, int, int] | None = None  # ... its bounding box (`mask` is a crop),
     hull_area: float = 0.0  # ... the pixel count of the filled hull,
     pixels: float = 0.0  # ... and of its foreground (how solid the region really is)
@@ -609,10 +609,11 @@ def _objects(seg: Segmentation, detector: Detector) -> list[_Part]:
         # inside the hull (separate convex shapes have disjoint hulls; shapes that touch form
         # one region, split by colour below).
         hull = cv2.convexHull(c)
+        np.subtract(hull, (x, y), out=hull)  # on the box, as the shape fits take it
         solid = np.zeros((bh, bw), np.uint8)
-        cv2.drawContours(solid, [hull], -1, 1, cv2.FILLED, offset=(-x, -y))
+        cv2.drawContours(solid, [hull], -1, 1, cv2.FILLED)
         names = seg.names_in(x, y, bw, bh)
-        votes = solid & seg.foreground[y : y + bh, x : x + bw]
+        votes = cv2.bitwise_and(solid, seg.foreground[y : y + bh, x : x + bw])
         # A few labels: plain Python beats numpy's per-call cost here.
         counts = cv2.calcHist([names], [0], votes, [n_labels], [0, n_labels]).ravel().tolist()
         chrom = [n if ok else 0.0 for n, ok in zip(counts, chromatic)]
@@ -662,9 +663,8 @@ def _detections(seg: Segmentation, parts: list[_Part], detector: Detector) -> li
             x, y, bw, bh = part.box
             area = part.hull_area
             solid_share = part.pixels / max(part.hull_area, 1.0)
-            local = part.contour - np.array([x, y], dtype=part.contour.dtype)
-            det = _fit(local, area, part.label, part.mask, None, detector, (h, w), (x, y),
-                       solid_share, is_hull=True, solid=part.solid)
+            det = _fit(part.contour, area, part.label, part.mask, None, detector, (h, w),
+                       (x, y), solid_share, is_hull=True, solid=part.solid)
             if det is not None:
                 out.append(det)
             continue
@@ -719,24 +719,23 @@ def _fit(
     solidity = area / hull_area * solid_share
     if solidity < cfg.min_solidity:
         return None
-    rect = cv2.minAreaRect(hull)
-    rect = (rect[0], (rect[1][0] + 1, rect[1][1] + 1), rect[2])
-    rect_fill = area / (rect[1][0] * rect[1][1])
-    fits = {
-        # Overlap with the ellipse inscribed in the minimum-area rectangle: ~1 for a disk or an
-        # ellipse of any proportion and orientation, pi/4 for a square, ~0.6 for a triangle,
-        # rounded corners and all (an enclosing circle would call any ellipse a poor circle).
-        # A disk fills pi/4 of its rectangle, so outside `circle_rect_fill` it cannot be one and
-        # the drawing is skipped.
-        "circle": _ellipse_overlap(hull, rect, solid)
-        if cfg.circle_rect_fill[0] <= rect_fill < cfg.circle_rect_fill[1] else 0.0,
-        "square": rect_fill,
-        "triangle": 0.0,
-    }
-    margin = cfg.occlusion_margin_px
-    occluded = objmask is not None and _touches_other(contour, mask, objmask, margin)
+    (rcx, rcy), (rw, rh), angle = cv2.minAreaRect(hull)
+    rect = ((rcx, rcy), (rw + 1, rh + 1), angle)
+    rect_fill = area / ((rw + 1) * (rh + 1))
+    # The fits, in the order circle, square, triangle; the best is the first of the largest.
+    # Circle: overlap with the ellipse inscribed in the minimum-area rectangle: ~1 for a disk or
+    # an ellipse of any proportion and orientation, pi/4 for a square, ~0.6 for a triangle,
+    # rounded corners and all (an enclosing circle would call any ellipse a poor circle). A
+    # disk fills pi/4 of its rectangle, so outside `circle_rect_fill` it cannot be one and the
+    # drawing is skipped.
+    lo, hi = cfg.circle_rect_fill
+    circle = _ellipse_overlap(hull, rect, solid) if lo <= rect_fill < hi else 0.0
+    square = rect_fill
+    triangle = 0.0
+    occluded = objmask is not None and _touches_other(contour, mask, objmask,
+                                                       cfg.occlusion_margin_px)
     tri = None
-    if occluded or max(fits.values()) < cfg.skip_triangle_above:
+    if occluded or _best(circle, square, 0.0) < cfg.skip_triangle_above:
         # Through pixel centres, not grown: growing by a pixel square offsets the slanted sides
         # more than the base and would bias the centroid upward.
         tri_area, tri = cv2.minEnclosingTriangle(hull)
@@ -744,8 +743,8 @@ def _fit(
         # The fill compares pixel counts with the triangle grown to pixel extents (the fit
         # itself stays through pixel centres for the position).
         grown = tri_area + cv2.arcLength(tri.reshape(-1, 1, 2), True) / 2 + 1
-        fits["triangle"] = area / grown if tri_area > 0 else 0.0
-    if occluded and max(fits.values()) >= cfg.whole_fit:
+        triangle = area / grown if tri_area > 0 else 0.0
+    if occluded and _best(circle, square, triangle) >= cfg.whole_fit:
         occluded = False  # it touches another object but is a whole shape on its own
     centre = None  # the enclosing circle's centre: only a hidden circle is placed there
     if occluded:
@@ -753,16 +752,16 @@ def _fit(
         r += 0.5
         centre = (ccx, ccy)
         # Score each fitted shape by how much of it this object *or an occluder* covers.
-        box, tri_px = np.split(_px(np.concatenate([cv2.boxPoints(rect), tri])), [4])
-        fits = {
-            "circle": _covered(objmask, lambda m: cv2.circle(m, *_circle_args(ccx, ccy, r))),
-            "square": _covered(objmask, lambda m: cv2.fillPoly(m, [box], 1, cv2.LINE_8, _SHIFT)),
-            "triangle": _covered(
-                objmask, lambda m: cv2.fillPoly(m, [tri_px], 1, cv2.LINE_8, _SHIFT)
-            ),
-        }
-    shape = max(fits, key=fits.__getitem__)
-    fit = fits[shape]
+        box, tri_px = _px(cv2.boxPoints(rect)), _px(tri)
+        circle = _covered(objmask, lambda m: cv2.circle(m, *_circle_args(ccx, ccy, r)))
+        square = _covered(objmask, lambda m: cv2.fillPoly(m, [box], 1, cv2.LINE_8, _SHIFT))
+        triangle = _covered(objmask, lambda m: cv2.fillPoly(m, [tri_px], 1, cv2.LINE_8, _SHIFT))
+    # The first of the largest, as max() over (circle, square, triangle) gives it.
+    shape, fit = "circle", circle
+    if square > fit:
+        shape, fit = "square", square
+    if triangle > fit:
+        shape, fit = "triangle", triangle
     if fit < cfg.min_fit:
         shape = "unknown"
     # Which point stands for the object: the config's position convention (scoring/position.py).
@@ -772,18 +771,18 @@ def _fit(
     else:
         comp = Component(shape, contour, mask, centre, rect, tri, bool(occluded))
         cx, cy = object_position(comp, cfg.position)
-    return Detection(
-        shape=shape,
-        color=detector.colors[k - 1],
-        # `contour` and `mask` are in a crop whose pixel (0, 0) is image pixel `origin`; pixel
-        # index -> continuous coordinate (pixel i's centre is i + 0.5).
-        x=float(cx) + origin[0] + 0.5,
-        y=float(cy) + origin[1] + 0.5,
-        area=area / (h * w),
-        fit=float(min(fit, 1.0)),
-        solidity=float(min(solidity, 1.0)),
-        occluded=bool(occluded),
-    )
+    # `contour` and `mask` are in a crop whose pixel (0, 0) is image pixel `origin`; pixel
+    # index -> continuous coordinate (pixel i's centre is i + 0.5). Fields in Detection's order.
+    return Detection(shape, detector.colors[k - 1], float(cx) + origin[0] + 0.5,
+                     float(cy) + origin[1] + 0.5, area / (h * w), float(min(fit, 1.0)),
+                     float(min(solidity, 1.0)), bool(occluded))
+
+
+def _best(a: float, b: float, c: float) -> float:
+    """max(a, b, c), as max() gives it (the first of the largest), without its call cost."""
+    if b > a:
+        a = b
+    return c if c > a else a
 
 
 def _ellipse_overlap(hull: np.ndarray, rect, solid: np.ndarray | None = None) -> float:
@@ -845,9 +844,9 @@ def _circle_args(cx: float, cy: float, r: float):
 
 def _covered(support: np.ndarray, draw) -> float:
     """Fraction of a drawn shape's pixels (drawn on a zero canvas) that are object pixels."""
-    canvas = np.zeros_like(support)
+    canvas = np.zeros(support.shape, np.uint8)
     draw(canvas)
     n = cv2.countNonZero(canvas)
     if n == 0:
         return 0.0
-    return cv2.countNonZero(canvas & support) / n
+    return cv2.countNonZero(cv2.bitwise_and(canvas, support)) / n
