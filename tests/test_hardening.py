@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from relbench.render import render
 from relbench.runner import SAMPLES, SUMMARY, EvalConfig, read_samples, rescore_run, run_eval
-from relbench.safety import DirLock, DirLockedError, UnsafePathError, path_inside
+from relbench.safety import DirLock, DirLockedError, UnsafePathError, json_line, path_inside
 from relbench.scene import ObjectSpec, RelationSpec, Scene, SceneObject
 from relbench.scoring import load_detector
 from relbench.scoring.folder import score_folder
@@ -194,6 +194,26 @@ def test_score_writes_strict_json_and_keeps_its_input(tmp_path, detector):
     with pytest.raises(ValueError, match="is the input metadata.jsonl"):
         score_folder(tmp_path, detector, tmp_path / "metadata.jsonl", progress=False)
     assert "NaN" in (tmp_path / "metadata.jsonl").read_text()
+
+
+def test_rows_the_fast_writer_refuses_are_still_written_as_strict_json(tmp_path, detector):
+    # Echoed metadata that orjson does not write (an integer past 64 bits, a lone surrogate)
+    # goes through the standard library, NaN still becoming null.
+    _good_png(tmp_path / "in.png")
+    (tmp_path / "metadata.jsonl").write_text(
+        '{"file": "in.png", "prompt": "%s", "big": %d, "odd": "\\ud800", "w": NaN}\n'
+        '{"file": "in.png", "prompt": "%s", "w": -Infinity, "name": "caf\u00e9"}\n'
+        % (PROMPT, 2**70, PROMPT), encoding="utf-8")
+    score_folder(tmp_path, detector, progress=False)
+    lines = (tmp_path / "scores.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in output"))
+            for line in lines]
+    assert rows[0]["big"] == 2**70 and rows[0]["odd"] == "\ud800" and rows[0]["w"] is None
+    assert rows[1]["w"] is None and rows[1]["name"] == "caf\u00e9"
+    assert all(r["correct"] is True for r in rows)
+    assert json_line({"x": 0.1, "y": [float("nan")]}) == '{"x":0.1,"y":[null]}\n'
+    with pytest.raises(TypeError):
+        json_line({"x": {1, 2}})
 
 
 def test_score_summary_streams_like_summarize(tmp_path, detector):
