@@ -21,10 +21,11 @@ and OpenCV, the rest of relbench.scoring, OpenCV's first CIELAB conversion (it b
 conversion tables once per process), building the default detector, importing relbench.cli.
 
 The ratio of the whole `relbench score` process to decoding alone is the headline (target
-≤ 3×): the median over rounds of each round's process over the decoding timed in that round
-(so that the machine's drift between rounds cancels), printed with its range and beside the
-ratio of the two bests; the whole process minus in-process scoring is the start-up cost
-(interpreter, imports, building the detector). Wall times depend on the machine's load: the
+≤ 3×), given two ways, each with its verdict: the best whole process over the best decoding
+(the usual best-of timing, which on a busy machine may pair two lucky moments), and the median
+over rounds of each round's process over the decoding timed in that round, with its range (the
+machine's drift between rounds cancels). The whole process minus in-process scoring is the
+start-up cost (interpreter, imports, building the detector). Wall times depend on the machine's load: the
 header says which CPU and load they were measured under, and the CPU seconds beside them vary
 less.
 """
@@ -268,16 +269,19 @@ def main(argv: list[str] | None = None) -> int:
     # speed drifts between rounds, and a ratio of two bests can pair a fast round with a slow.
     paired = sorted(w / d for (w, _), (d, _) in zip(runs[whole_name], decode_runs))
     paired_cpu = sorted(c / dc for (_, c), (_, dc) in zip(runs[whole_name], decode_runs))
-    ratio = statistics.median(paired)
-    verdict = "meets" if ratio <= TARGET_RATIO else "misses"
+    best_ratio, median_ratio = whole[0] / decode[0], statistics.median(paired)
+
+    def verdict(ratio: float) -> str:
+        return f"{'meets' if ratio <= TARGET_RATIO else 'misses'} the {TARGET_RATIO:.0f}× target"
+
     print(f"\nstart-up cost of a relbench score process (whole − in-process): "
           f"{whole[0] - inproc[0]:.3f} s wall, {whole[1] - inproc[1]:.3f} s CPU")
     print(f"whole relbench score process / decoding alone, best over best: "
-          f"{whole[0] / decode[0]:.2f}× wall, {whole[1] / decode[1]:.2f}× CPU")
+          f"{best_ratio:.2f}× wall, {whole[1] / decode[1]:.2f}× CPU ({verdict(best_ratio)})")
     print(f"... round by round (each round's process over its own decoding): median "
-          f"{ratio:.2f}× wall ({paired[0]:.2f}–{paired[-1]:.2f}), "
+          f"{median_ratio:.2f}× wall ({paired[0]:.2f}–{paired[-1]:.2f}), "
           f"{statistics.median(paired_cpu):.2f}× CPU ({paired_cpu[0]:.2f}–{paired_cpu[-1]:.2f}) "
-          f"({verdict} the {TARGET_RATIO:.0f}× target, wall)")
+          f"({verdict(median_ratio)})")
     bare, stages = startup_stages(a.repeats)
     print(f"\nwhere a fresh process's start-up goes (wall s, best of {a.repeats} processes)")
     width = max(len(k) for k in STAGES)
