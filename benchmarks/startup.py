@@ -25,9 +25,9 @@ The ratio of the whole `relbench score` process to decoding alone is the headlin
 (the usual best-of timing, which on a busy machine may pair two lucky moments), and the median
 over rounds of each round's process over the decoding timed in that round, with its range (the
 machine's drift between rounds cancels). The whole process minus in-process scoring is the
-start-up cost (interpreter, imports, building the detector). Wall times depend on the machine's load: the
-header says which CPU and load they were measured under, and the CPU seconds beside them vary
-less.
+start-up cost (interpreter, imports, building the detector). Wall times depend on the
+machine's load: the header says which CPU and load they were measured under, and the CPU
+seconds beside them vary less.
 """
 
 from __future__ import annotations

@@ -71,10 +71,11 @@ def test_edge_rule_on_the_foreground_box_equals_the_whole_image(detector, factor
     changed = 0
     for seed in range(6):
         image = sample_styled(factors, seed=seed, size=128).image
-        image, names, dist, bg, index = detect_mod._distances(image, detector)
-        thresholds = detector.thresholds(bg)
-        flat = index is not None  # distances already 0 off the foreground
-        fg = ((dist > 0) if flat else (dist > thresholds.take(names))).view(np.uint8)
+        state = detect_mod.Work(image)  # the stages up to the foreground, as scoring runs them
+        for stage in detect_mod.SEGMENT_STAGES[: detect_mod.SEGMENT_STAGES.index(
+                detect_mod._st_foreground) + 1]:
+            stage(state, detector)
+        fg, dist, thresholds = state.fg, state.dist, detector.thresholds(state.bg)
         boxed = fg.copy()
         detect_mod._trim_edges(boxed, dist, thresholds, cfg)
         assert np.array_equal(boxed, _whole_image_edge_rule(fg, dist, thresholds, cfg))

@@ -274,25 +274,15 @@ def segment(image: np.ndarray, detector: Detector) -> Segmentation:
     return state.seg
 
 
-def _distances(
-    image: np.ndarray, detector: Detector
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, Background, np.ndarray | None]:
-    """(image, colour-name labels, CIELAB distance of each pixel from the background, the
-    background, the colour-table indices). With a flat background the indices are given and
-    the distances are 0 wherever a pixel is not foreground; the labels are then None when the
-    background is familiar (its table gives the foreground without them)."""
-    bg = _flat_background(image, detector.config)
-    flat = bg is not None
-    if not flat:
-        bg = fit_background(image, detector.config)
-    return _distances_from(image, detector, bg, flat)
-
-
 def _distances_from(
     image: np.ndarray, detector: Detector, bg: Background, flat: bool
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, Background, np.ndarray | None]:
-    """`_distances` given the background: `flat` when `_flat_background` found it, else it was
-    fitted (`fit_background`)."""
+    """(image, colour-name labels, CIELAB distance of each pixel from the background, the
+    background, the colour-table indices), given the background: `flat` when
+    `_flat_background` found it, else it was fitted (`fit_background`). With a flat background
+    the indices are given and the distances are 0 wherever a pixel is not foreground; the
+    labels are then None when the background is familiar (its table gives the foreground
+    without them)."""
     cfg = detector.config
     if flat:
         # A flat background: distances from the colour cells' table, so that an image's result
@@ -416,9 +406,15 @@ def detect_batch(
     fails alone): the same detections as `detect`, faster on many images (`run_stages`, over
     `batched` lists of them)."""
     states = [Work(image) for image in images]
-    for part in batched(states, _image_of):
-        run_stages(part, DETECT_STAGES, detector)
+    run_batches(states, DETECT_STAGES, detector)
     return [s.dets if s.error is None else s.error for s in states]
+
+
+def run_batches(states: list[Work], stages, detector: Detector) -> None:
+    """`run_stages` over `states` in `batched` lists: a long list is staged a few dozen images
+    at a time."""
+    for part in batched(states, _image_of):
+        run_stages(part, stages, detector)
 
 
 BATCH_ROWS = 64

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 from pathlib import Path
 
 import cv2
@@ -60,8 +61,6 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) of a PNG or baseline/progressive JPEG from its first bytes, without PIL
     (whose plugin probing costs more than decoding a small PNG); None when the header is not
     one of these or not plainly readable (PIL then decides)."""
-    import struct
-
     if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     i = _jpeg_frame(data)
@@ -75,8 +74,6 @@ def _jpeg_frame(data: bytes) -> int | None:
     """The offset of a JPEG's frame header (its SOF marker) in `data`, found with its length,
     sample precision, height and width inside `data`; None when `data` is not a JPEG or its
     header is not plainly readable."""
-    import struct
-
     if data[:2] != b"\xff\xd8":
         return None
     i, n = 2, min(len(data), 1 << 20)
@@ -179,8 +176,6 @@ def _plain_rgb(data: bytes) -> bool:
     gives unchanged as RGB (`_normalise` would only reorder its channels): a PNG of colour type
     2 and bit depth 8 without a tRNS chunk, or an 8-bit JPEG of three components. Anything
     else, or a header not plainly readable, takes the general path."""
-    import struct
-
     if data[:8] == _PNG_SIGNATURE:
         if data[12:16] != b"IHDR" or data[24:26] != b"\x08\x02":  # bit depth 8, truecolour
             return False

@@ -13,9 +13,8 @@ from relbench.scoring.detect import (
     Detection,
     Detector,
     Work,
-    batched,
     detect,
-    run_stages,
+    run_batches,
 )
 
 
@@ -65,15 +64,13 @@ def score_batch(
 ) -> list[ScoreResult | Exception]:
     """`score_image` on each (image, spec) pair of a batch, or the exception that image raised
     (one bad image fails alone). The same verdicts as image by image, faster on many images:
-    each step runs over a batch of them before the next (`relbench.scoring.detect.run_stages`
-    over `batched` lists: a long list is staged a few dozen images at a time)."""
+    each step runs over a batch of them before the next (`relbench.scoring.detect.run_batches`)."""
     if len(images) != len(specs):
         raise ValueError(f"{len(images)} images but {len(specs)} specs")
     states = [Work(image) for image in images]
     for s, spec in zip(states, specs):
         s.spec = spec
-    for part in batched(states, lambda s: s.image):
-        run_stages(part, SCORE_STAGES, detector)
+    run_batches(states, SCORE_STAGES, detector)
     return [s.result if s.error is None else s.error for s in states]
 
 
